@@ -1,0 +1,840 @@
+package vm
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"sync/atomic"
+	"unsafe"
+)
+
+// rd returns the memory at addr with at least n bytes, or nil if the n
+// bytes at addr are not all inside one region.
+func (m *Machine) rd(addr, n uint64) []byte {
+	ri := addr>>regionShift - 1
+	if ri < uint64(len(m.regions)) {
+		d := m.regions[ri].Data
+		if o := addr & offMask; o+n <= uint64(len(d)) {
+			return d[o:]
+		}
+	}
+	return nil
+}
+
+// wr is rd for stores: the region must also be writable.
+func (m *Machine) wr(addr, n uint64) []byte {
+	ri := addr>>regionShift - 1
+	if ri < uint64(len(m.regions)) {
+		r := &m.regions[ri]
+		if o := addr & offMask; o+n <= uint64(len(r.Data)) && r.Writable {
+			return r.Data[o:]
+		}
+	}
+	return nil
+}
+
+func (m *Machine) fault(pc int, addr, n uint64, write bool) error {
+	msg := fmt.Sprintf("invalid %s of %d bytes at %s", rw(write), n, m.describe(addr))
+	if write {
+		if r, _, ok := m.Region(addr); ok && !r.Writable {
+			msg += " (read-only)"
+		}
+	}
+	return &RunError{PC: pc, Msg: msg, Err: ErrAccess}
+}
+
+// exec is the interpreter loop. kernel/bpf/core.c:___bpf_prog_run (same
+// semantics; the instruction set is RFC 9669's, see the package doc for the
+// modes). It runs until the frame it was entered in exits.
+func (m *Machine) exec(p *Program, pc int, regs *[16]uint64) (uint64, error) {
+	r := *regs
+	code := p.code
+	left := m.left
+	base := m.depth
+	depth := base
+	var frames [MaxCallFrames]frame
+
+	for {
+		if left == 0 {
+			return 0, &RunError{PC: pc, Msg: fmt.Sprintf("instruction budget exhausted (%d instructions)", m.budget()), Err: ErrBudget}
+		}
+		left--
+		in := &code[pc]
+		switch in.op {
+		// ALU64
+		case opAdd64K:
+			r[in.dst&15] += uint64(in.imm)
+		case opAdd64X:
+			r[in.dst&15] += r[in.src&15]
+		case opSub64K:
+			r[in.dst&15] -= uint64(in.imm)
+		case opSub64X:
+			r[in.dst&15] -= r[in.src&15]
+		case opMul64K:
+			r[in.dst&15] *= uint64(in.imm)
+		case opMul64X:
+			r[in.dst&15] *= r[in.src&15]
+		case opDiv64K:
+			if in.imm != 0 {
+				r[in.dst&15] /= uint64(in.imm)
+			} else {
+				r[in.dst&15] = 0
+			}
+		case opDiv64X:
+			if s := r[in.src&15]; s != 0 {
+				r[in.dst&15] /= s
+			} else {
+				r[in.dst&15] = 0
+			}
+		case opSdiv64K:
+			if in.imm != 0 {
+				r[in.dst&15] = uint64(int64(r[in.dst&15]) / in.imm)
+			} else {
+				r[in.dst&15] = 0
+			}
+		case opSdiv64X:
+			if s := int64(r[in.src&15]); s != 0 {
+				r[in.dst&15] = uint64(int64(r[in.dst&15]) / s)
+			} else {
+				r[in.dst&15] = 0
+			}
+		case opMod64K:
+			if in.imm != 0 {
+				r[in.dst&15] %= uint64(in.imm)
+			}
+		case opMod64X:
+			if s := r[in.src&15]; s != 0 {
+				r[in.dst&15] %= s
+			}
+		case opSmod64K:
+			if in.imm != 0 {
+				r[in.dst&15] = uint64(int64(r[in.dst&15]) % in.imm)
+			}
+		case opSmod64X:
+			if s := int64(r[in.src&15]); s != 0 {
+				r[in.dst&15] = uint64(int64(r[in.dst&15]) % s)
+			}
+		case opOr64K:
+			r[in.dst&15] |= uint64(in.imm)
+		case opOr64X:
+			r[in.dst&15] |= r[in.src&15]
+		case opAnd64K:
+			r[in.dst&15] &= uint64(in.imm)
+		case opAnd64X:
+			r[in.dst&15] &= r[in.src&15]
+		case opXor64K:
+			r[in.dst&15] ^= uint64(in.imm)
+		case opXor64X:
+			r[in.dst&15] ^= r[in.src&15]
+		case opLsh64K:
+			r[in.dst&15] <<= uint64(in.imm) & 63
+		case opLsh64X:
+			r[in.dst&15] <<= r[in.src&15] & 63
+		case opRsh64K:
+			r[in.dst&15] >>= uint64(in.imm) & 63
+		case opRsh64X:
+			r[in.dst&15] >>= r[in.src&15] & 63
+		case opArsh64K:
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> (uint64(in.imm) & 63))
+		case opArsh64X:
+			r[in.dst&15] = uint64(int64(r[in.dst&15]) >> (r[in.src&15] & 63))
+		case opMov64K:
+			r[in.dst&15] = uint64(in.imm)
+		case opMov64X:
+			r[in.dst&15] = r[in.src&15]
+		case opMovsx8to64:
+			r[in.dst&15] = uint64(int64(int8(r[in.src&15])))
+		case opMovsx16to64:
+			r[in.dst&15] = uint64(int64(int16(r[in.src&15])))
+		case opMovsx32to64:
+			r[in.dst&15] = uint64(int64(int32(r[in.src&15])))
+		case opNeg64:
+			r[in.dst&15] = -r[in.dst&15]
+
+		// ALU32: results are zero-extended to 64 bits.
+		case opAdd32K:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) + uint32(in.imm))
+		case opAdd32X:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) + uint32(r[in.src&15]))
+		case opSub32K:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) - uint32(in.imm))
+		case opSub32X:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) - uint32(r[in.src&15]))
+		case opMul32K:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) * uint32(in.imm))
+		case opMul32X:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) * uint32(r[in.src&15]))
+		case opDiv32K:
+			if s := uint32(in.imm); s != 0 {
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]) / s)
+			} else {
+				r[in.dst&15] = 0
+			}
+		case opDiv32X:
+			if s := uint32(r[in.src&15]); s != 0 {
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]) / s)
+			} else {
+				r[in.dst&15] = 0
+			}
+		case opSdiv32K:
+			if s := int32(in.imm); s != 0 {
+				r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) / s))
+			} else {
+				r[in.dst&15] = 0
+			}
+		case opSdiv32X:
+			if s := int32(r[in.src&15]); s != 0 {
+				r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) / s))
+			} else {
+				r[in.dst&15] = 0
+			}
+		case opMod32K:
+			if s := uint32(in.imm); s != 0 {
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]) % s)
+			} else {
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+			}
+		case opMod32X:
+			if s := uint32(r[in.src&15]); s != 0 {
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]) % s)
+			} else {
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+			}
+		case opSmod32K:
+			if s := int32(in.imm); s != 0 {
+				r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) % s))
+			} else {
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+			}
+		case opSmod32X:
+			if s := int32(r[in.src&15]); s != 0 {
+				r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) % s))
+			} else {
+				r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+			}
+		case opOr32K:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) | uint32(in.imm))
+		case opOr32X:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) | uint32(r[in.src&15]))
+		case opAnd32K:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) & uint32(in.imm))
+		case opAnd32X:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) & uint32(r[in.src&15]))
+		case opXor32K:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) ^ uint32(in.imm))
+		case opXor32X:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) ^ uint32(r[in.src&15]))
+		case opLsh32K:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) << (uint32(in.imm) & 31))
+		case opLsh32X:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) << (uint32(r[in.src&15]) & 31))
+		case opRsh32K:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) >> (uint32(in.imm) & 31))
+		case opRsh32X:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]) >> (uint32(r[in.src&15]) & 31))
+		case opArsh32K:
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> (uint32(in.imm) & 31)))
+		case opArsh32X:
+			r[in.dst&15] = uint64(uint32(int32(r[in.dst&15]) >> (uint32(r[in.src&15]) & 31)))
+		case opMov32K:
+			r[in.dst&15] = uint64(uint32(in.imm))
+		case opMov32X:
+			r[in.dst&15] = uint64(uint32(r[in.src&15]))
+		case opMovsx8to32:
+			r[in.dst&15] = uint64(uint32(int32(int8(r[in.src&15]))))
+		case opMovsx16to32:
+			r[in.dst&15] = uint64(uint32(int32(int16(r[in.src&15]))))
+		case opNeg32:
+			r[in.dst&15] = uint64(-uint32(r[in.dst&15]))
+
+		case opZext16:
+			r[in.dst&15] = uint64(uint16(r[in.dst&15]))
+		case opZext32:
+			r[in.dst&15] = uint64(uint32(r[in.dst&15]))
+		case opNop:
+		case opBswap16:
+			r[in.dst&15] = uint64(bits.ReverseBytes16(uint16(r[in.dst&15])))
+		case opBswap32:
+			r[in.dst&15] = uint64(bits.ReverseBytes32(uint32(r[in.dst&15])))
+		case opBswap64:
+			r[in.dst&15] = bits.ReverseBytes64(r[in.dst&15])
+
+		// JMP: off holds the absolute target.
+		case opJa:
+			pc = int(in.off)
+			continue
+		case opJeq64K:
+			if r[in.dst&15] == uint64(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJeq64X:
+			if r[in.dst&15] == r[in.src&15] {
+				pc = int(in.off)
+				continue
+			}
+		case opJgt64K:
+			if r[in.dst&15] > uint64(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJgt64X:
+			if r[in.dst&15] > r[in.src&15] {
+				pc = int(in.off)
+				continue
+			}
+		case opJge64K:
+			if r[in.dst&15] >= uint64(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJge64X:
+			if r[in.dst&15] >= r[in.src&15] {
+				pc = int(in.off)
+				continue
+			}
+		case opJset64K:
+			if r[in.dst&15]&uint64(in.imm) != 0 {
+				pc = int(in.off)
+				continue
+			}
+		case opJset64X:
+			if r[in.dst&15]&r[in.src&15] != 0 {
+				pc = int(in.off)
+				continue
+			}
+		case opJne64K:
+			if r[in.dst&15] != uint64(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJne64X:
+			if r[in.dst&15] != r[in.src&15] {
+				pc = int(in.off)
+				continue
+			}
+		case opJsgt64K:
+			if int64(r[in.dst&15]) > in.imm {
+				pc = int(in.off)
+				continue
+			}
+		case opJsgt64X:
+			if int64(r[in.dst&15]) > int64(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJsge64K:
+			if int64(r[in.dst&15]) >= in.imm {
+				pc = int(in.off)
+				continue
+			}
+		case opJsge64X:
+			if int64(r[in.dst&15]) >= int64(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJlt64K:
+			if r[in.dst&15] < uint64(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJlt64X:
+			if r[in.dst&15] < r[in.src&15] {
+				pc = int(in.off)
+				continue
+			}
+		case opJle64K:
+			if r[in.dst&15] <= uint64(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJle64X:
+			if r[in.dst&15] <= r[in.src&15] {
+				pc = int(in.off)
+				continue
+			}
+		case opJslt64K:
+			if int64(r[in.dst&15]) < in.imm {
+				pc = int(in.off)
+				continue
+			}
+		case opJslt64X:
+			if int64(r[in.dst&15]) < int64(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJsle64K:
+			if int64(r[in.dst&15]) <= in.imm {
+				pc = int(in.off)
+				continue
+			}
+		case opJsle64X:
+			if int64(r[in.dst&15]) <= int64(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+
+		// JMP32: compare the low 32 bits.
+		case opJeq32K:
+			if uint32(r[in.dst&15]) == uint32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJeq32X:
+			if uint32(r[in.dst&15]) == uint32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJgt32K:
+			if uint32(r[in.dst&15]) > uint32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJgt32X:
+			if uint32(r[in.dst&15]) > uint32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJge32K:
+			if uint32(r[in.dst&15]) >= uint32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJge32X:
+			if uint32(r[in.dst&15]) >= uint32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJset32K:
+			if uint32(r[in.dst&15])&uint32(in.imm) != 0 {
+				pc = int(in.off)
+				continue
+			}
+		case opJset32X:
+			if uint32(r[in.dst&15])&uint32(r[in.src&15]) != 0 {
+				pc = int(in.off)
+				continue
+			}
+		case opJne32K:
+			if uint32(r[in.dst&15]) != uint32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJne32X:
+			if uint32(r[in.dst&15]) != uint32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJsgt32K:
+			if int32(r[in.dst&15]) > int32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJsgt32X:
+			if int32(r[in.dst&15]) > int32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJsge32K:
+			if int32(r[in.dst&15]) >= int32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJsge32X:
+			if int32(r[in.dst&15]) >= int32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJlt32K:
+			if uint32(r[in.dst&15]) < uint32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJlt32X:
+			if uint32(r[in.dst&15]) < uint32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJle32K:
+			if uint32(r[in.dst&15]) <= uint32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJle32X:
+			if uint32(r[in.dst&15]) <= uint32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJslt32K:
+			if int32(r[in.dst&15]) < int32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJslt32X:
+			if int32(r[in.dst&15]) < int32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+		case opJsle32K:
+			if int32(r[in.dst&15]) <= int32(in.imm) {
+				pc = int(in.off)
+				continue
+			}
+		case opJsle32X:
+			if int32(r[in.dst&15]) <= int32(r[in.src&15]) {
+				pc = int(in.off)
+				continue
+			}
+
+		// Loads and stores: every address is decoded to (region, offset) and
+		// bounds checked.
+		case opLdx8:
+			a := r[in.src&15] + uint64(in.off)
+			b := m.rd(a, 1)
+			if b == nil {
+				return 0, m.fault(pc, a, 1, false)
+			}
+			r[in.dst&15] = uint64(b[0])
+		case opLdx16:
+			a := r[in.src&15] + uint64(in.off)
+			b := m.rd(a, 2)
+			if b == nil {
+				return 0, m.fault(pc, a, 2, false)
+			}
+			r[in.dst&15] = uint64(binary.LittleEndian.Uint16(b))
+		case opLdx32:
+			a := r[in.src&15] + uint64(in.off)
+			b := m.rd(a, 4)
+			if b == nil {
+				return 0, m.fault(pc, a, 4, false)
+			}
+			r[in.dst&15] = uint64(binary.LittleEndian.Uint32(b))
+		case opLdx64:
+			a := r[in.src&15] + uint64(in.off)
+			b := m.rd(a, 8)
+			if b == nil {
+				return 0, m.fault(pc, a, 8, false)
+			}
+			r[in.dst&15] = binary.LittleEndian.Uint64(b)
+		case opLdxs8:
+			a := r[in.src&15] + uint64(in.off)
+			b := m.rd(a, 1)
+			if b == nil {
+				return 0, m.fault(pc, a, 1, false)
+			}
+			r[in.dst&15] = uint64(int64(int8(b[0])))
+		case opLdxs16:
+			a := r[in.src&15] + uint64(in.off)
+			b := m.rd(a, 2)
+			if b == nil {
+				return 0, m.fault(pc, a, 2, false)
+			}
+			r[in.dst&15] = uint64(int64(int16(binary.LittleEndian.Uint16(b))))
+		case opLdxs32:
+			a := r[in.src&15] + uint64(in.off)
+			b := m.rd(a, 4)
+			if b == nil {
+				return 0, m.fault(pc, a, 4, false)
+			}
+			r[in.dst&15] = uint64(int64(int32(binary.LittleEndian.Uint32(b))))
+		case opSt8:
+			a := r[in.dst&15] + uint64(in.off)
+			b := m.wr(a, 1)
+			if b == nil {
+				return 0, m.fault(pc, a, 1, true)
+			}
+			b[0] = uint8(in.imm)
+		case opSt16:
+			a := r[in.dst&15] + uint64(in.off)
+			b := m.wr(a, 2)
+			if b == nil {
+				return 0, m.fault(pc, a, 2, true)
+			}
+			binary.LittleEndian.PutUint16(b, uint16(in.imm))
+		case opSt32:
+			a := r[in.dst&15] + uint64(in.off)
+			b := m.wr(a, 4)
+			if b == nil {
+				return 0, m.fault(pc, a, 4, true)
+			}
+			binary.LittleEndian.PutUint32(b, uint32(in.imm))
+		case opSt64:
+			a := r[in.dst&15] + uint64(in.off)
+			b := m.wr(a, 8)
+			if b == nil {
+				return 0, m.fault(pc, a, 8, true)
+			}
+			binary.LittleEndian.PutUint64(b, uint64(in.imm))
+		case opStx8:
+			a := r[in.dst&15] + uint64(in.off)
+			b := m.wr(a, 1)
+			if b == nil {
+				return 0, m.fault(pc, a, 1, true)
+			}
+			b[0] = uint8(r[in.src&15])
+		case opStx16:
+			a := r[in.dst&15] + uint64(in.off)
+			b := m.wr(a, 2)
+			if b == nil {
+				return 0, m.fault(pc, a, 2, true)
+			}
+			binary.LittleEndian.PutUint16(b, uint16(r[in.src&15]))
+		case opStx32:
+			a := r[in.dst&15] + uint64(in.off)
+			b := m.wr(a, 4)
+			if b == nil {
+				return 0, m.fault(pc, a, 4, true)
+			}
+			binary.LittleEndian.PutUint32(b, uint32(r[in.src&15]))
+		case opStx64:
+			a := r[in.dst&15] + uint64(in.off)
+			b := m.wr(a, 8)
+			if b == nil {
+				return 0, m.fault(pc, a, 8, true)
+			}
+			binary.LittleEndian.PutUint64(b, r[in.src&15])
+		case opAtomic32, opAtomic64:
+			if err := m.atomic(pc, in, &r); err != nil {
+				return 0, err
+			}
+
+		case opLdImm64:
+			r[in.dst&15] = uint64(in.imm)
+			pc += 2
+			continue
+		case opLdRegion:
+			reg := p.regions[in.off]
+			a := m.NewPointer(*reg)
+			if a != 0 {
+				a += uint64(in.imm)
+			}
+			r[in.dst&15] = a
+			pc += 2
+			continue
+
+		case opLdAbs8, opLdAbs16, opLdAbs32, opLdInd8, opLdInd16, opLdInd32:
+			v, ok := m.ldPacket(in, &r)
+			if !ok {
+				// kernel/bpf/core.c (LD_ABS/LD_IND): an out-of-bounds packet
+				// load ends the program with r0 = 0.
+				m.left = left
+				return 0, ErrStop
+			}
+			r[0] = v
+
+		case opCallHelper:
+			m.left = left
+			v, err := p.helpers[in.imm](m, r[1], r[2], r[3], r[4], r[5])
+			left = m.left
+			if err != nil {
+				return v, m.helperErr(pc, err)
+			}
+			r[0] = v
+		case opCallX:
+			// callx (ISA mode only): the helper id is in the dst register.
+			id := int32(r[in.dst&15])
+			if id == HelperTailCall && p.tail != nil {
+				goto tailcall
+			}
+			if h := p.byID[id]; h != nil {
+				m.left = left
+				v, err := h(m, r[1], r[2], r[3], r[4], r[5])
+				left = m.left
+				if err != nil {
+					return v, m.helperErr(pc, err)
+				}
+				r[0] = v
+			} else {
+				return 0, &RunError{PC: pc, Msg: fmt.Sprintf("callx to unknown helper %d", id), Err: ErrNoHelper}
+			}
+		case opTailCall:
+			goto tailcall
+		case opCallLocal:
+			if depth+1 >= MaxCallFrames {
+				return 0, &RunError{PC: pc, Msg: fmt.Sprintf("the call stack of %d frames is too deep", depth+2), Err: ErrCallTooDeep}
+			}
+			frames[depth] = frame{prog: p, ret: pc + 1, r6: [4]uint64{r[6], r[7], r[8], r[9]}}
+			depth++
+			m.setDepth(depth)
+			r[10] = frameBase(depth)
+			pc = int(in.off)
+			continue
+		case opExit:
+			if depth == base {
+				m.left = left
+				return r[0], nil
+			}
+			depth--
+			f := &frames[depth]
+			r[6], r[7], r[8], r[9] = f.r6[0], f.r6[1], f.r6[2], f.r6[3]
+			r[10] = frameBase(depth)
+			m.setDepth(depth)
+			if f.prog != p {
+				p = f.prog
+				code = p.code
+				m.prog = p
+			}
+			pc = f.ret
+			continue
+		default: // opFallOff, opInvalid: unreachable in a program Load accepted
+			return 0, &RunError{PC: pc, Msg: fmt.Sprintf("invalid instruction (internal op %d)", in.op), Err: ErrPanic}
+		}
+		pc++
+		continue
+
+	tailcall:
+		// kernel/bpf/core.c:___bpf_prog_run JMP_TAIL_CALL: the count is
+		// checked and incremented before the slot is read; an empty slot or
+		// the limit falls through to the next instruction.
+		if m.tails < MaxTailCalls && p.tail != nil {
+			m.tails++
+			m.left = left
+			if t := p.tail.TailCallTarget(m, r[2], uint32(r[3])); t != nil {
+				p = t
+				code = p.code
+				m.prog = p
+				pc = 0
+				continue
+			}
+		}
+		pc++
+	}
+}
+
+func (m *Machine) budget() uint64 {
+	if m.Budget == 0 {
+		return DefaultBudget
+	}
+	return m.Budget
+}
+
+func (m *Machine) helperErr(pc int, err error) error {
+	if err == ErrStop {
+		return ErrStop
+	}
+	var re *RunError
+	if errors.As(err, &re) {
+		return err
+	}
+	return &RunError{PC: pc, Msg: "helper: " + err.Error(), Err: err}
+}
+
+// ldPacket implements LD_ABS/LD_IND: a big-endian load from the packet set
+// with SetPacket. net/core/filter.c:bpf_skb_load_helper_{8,16,32} (negative
+// offsets, the kernel's SKF_NET_OFF/SKF_LL_OFF ancillary area, are out of
+// bounds here).
+func (m *Machine) ldPacket(in *dinsn, r *[16]uint64) (uint64, bool) {
+	off := int64(int32(in.imm))
+	if in.op >= opLdInd8 {
+		off = int64(int32(uint32(r[in.src&15]) + uint32(in.imm)))
+	}
+	var n int64
+	switch in.op {
+	case opLdAbs8, opLdInd8:
+		n = 1
+	case opLdAbs16, opLdInd16:
+		n = 2
+	default:
+		n = 4
+	}
+	if off < 0 || off+n > int64(len(m.packet)) {
+		return 0, false
+	}
+	b := m.packet[off:]
+	switch n {
+	case 1:
+		return uint64(b[0]), true
+	case 2:
+		return uint64(binary.BigEndian.Uint16(b)), true
+	}
+	return uint64(binary.BigEndian.Uint32(b)), true
+}
+
+// atomic implements BPF_STX|BPF_ATOMIC. kernel/bpf/core.c:___bpf_prog_run
+// (STX_ATOMIC_W, STX_ATOMIC_DW). The memory must be naturally aligned, as the
+// verifier requires for atomics.
+func (m *Machine) atomic(pc int, in *dinsn, r *[16]uint64) error {
+	a := r[in.dst&15] + uint64(in.off)
+	n := uint64(8)
+	if in.op == opAtomic32 {
+		n = 4
+	}
+	b := m.wr(a, n)
+	if b == nil {
+		return m.fault(pc, a, n, true)
+	}
+	ptr := unsafe.Pointer(&b[0])
+	if uintptr(ptr)%uintptr(n) != 0 {
+		return &RunError{PC: pc, Msg: fmt.Sprintf("misaligned atomic access of %d bytes at %s", n, m.describe(a)), Err: ErrAccess}
+	}
+	src := &r[in.src&15]
+	op := in.imm
+	if n == 8 {
+		p := (*uint64)(ptr)
+		var old uint64
+		switch op &^ AtomicFetch {
+		case AtomicAdd:
+			old = atomic.AddUint64(p, *src) - *src
+		case AtomicOr:
+			old = atomic.OrUint64(p, *src)
+		case AtomicAnd:
+			old = atomic.AndUint64(p, *src)
+		case AtomicXor:
+			for {
+				old = atomic.LoadUint64(p)
+				if atomic.CompareAndSwapUint64(p, old, old^*src) {
+					break
+				}
+			}
+		case AtomicXchg &^ AtomicFetch:
+			old = atomic.SwapUint64(p, *src)
+		case AtomicCmpXchg &^ AtomicFetch:
+			for {
+				old = atomic.LoadUint64(p)
+				if old != r[0] || atomic.CompareAndSwapUint64(p, old, *src) {
+					break
+				}
+			}
+			r[0] = old
+			return nil
+		}
+		if op&AtomicFetch != 0 {
+			*src = old
+		}
+		return nil
+	}
+	p := (*uint32)(ptr)
+	s := uint32(*src)
+	var old uint32
+	switch op &^ AtomicFetch {
+	case AtomicAdd:
+		old = atomic.AddUint32(p, s) - s
+	case AtomicOr:
+		old = atomic.OrUint32(p, s)
+	case AtomicAnd:
+		old = atomic.AndUint32(p, s)
+	case AtomicXor:
+		for {
+			old = atomic.LoadUint32(p)
+			if atomic.CompareAndSwapUint32(p, old, old^s) {
+				break
+			}
+		}
+	case AtomicXchg &^ AtomicFetch:
+		old = atomic.SwapUint32(p, s)
+	case AtomicCmpXchg &^ AtomicFetch:
+		for {
+			old = atomic.LoadUint32(p)
+			if old != uint32(r[0]) || atomic.CompareAndSwapUint32(p, old, s) {
+				break
+			}
+		}
+		r[0] = uint64(old)
+		return nil
+	}
+	if op&AtomicFetch != 0 {
+		*src = uint64(old)
+	}
+	return nil
+}
