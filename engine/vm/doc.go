@@ -62,7 +62,7 @@
 //	case                                 ModeISA (RFC 9669)      ModeLinux (kernel verifier)
 //	shift by immediate >= width or < 0   count masked (&63/&31)  rejected: "invalid shift N"
 //	div/mod/sdiv/smod by immediate 0     result 0 / dst kept     rejected: "div by zero"
-//	callx (0x8d, helper id in dst reg)   calls the helper        rejected: "BPF_CALL uses reserved fields"
+//	callx (0x8d, helper id in dst reg)   calls the helper        rejected: "unknown opcode 8d"
 //
 // Common to both (deliberate differences from Linux, each for a reason given
 // at the code): calls to kernel functions (CALL src 2) are rejected since

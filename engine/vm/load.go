@@ -110,7 +110,8 @@ type dinsn struct {
 	imm int64
 }
 
-// LoadError is a load-time rejection. It wraps unix.EINVAL (or E2BIG for size),
+// LoadError is a load-time rejection. It wraps unix.EINVAL (EACCES for writes
+// to r10, E2BIG for size, as Linux),
 // and its message follows the Linux verifier's wording where there is one.
 type LoadError struct {
 	PC    int // instruction index, -1 if not about one instruction
@@ -167,6 +168,10 @@ func Load(insns []Insn, opts LoadOptions) (*Program, error) {
 		byID:  opts.Helpers,
 	}
 	p.code[len(insns)] = dinsn{op: opFallOff}
+	// kernel/bpf/verifier.c:check_subprogs runs before the per-insn checks.
+	if last := insns[len(insns)-1]; !(last.Op == ClassJMP|JmpExit || last.Op == ClassJMP|JmpJA || last.Op == ClassJMP32|JmpJA) {
+		return nil, loadErr(len(insns)-1, "last insn is not an exit or jmp")
+	}
 	helperIdx := map[int32]int64{}
 	second := make([]bool, len(insns)) // second halves of ld_imm64
 	var targets []int                  // (pc, target) pairs to check after decoding
@@ -291,8 +296,9 @@ func Load(insns []Insn, opts LoadOptions) (*Program, error) {
 			case op == JmpCall && cls == ClassJMP:
 				if x {
 					if opts.Mode == ModeLinux {
-						// Linux has no callx (opcode 0x8d).
-						return nil, loadErr(pc, "BPF_CALL uses reserved fields")
+						// Linux has no callx (opcode 0x8d): kernel/bpf/verifier.c
+						// rejects it before looking at the fields.
+						return nil, loadErr(pc, "unknown opcode %02x", in.Op)
 					}
 					if in.Src != 0 || in.Off != 0 || in.Imm != 0 {
 						return nil, loadErr(pc, "BPF_CALL uses reserved fields")
@@ -460,7 +466,7 @@ func Load(insns []Insn, opts LoadOptions) (*Program, error) {
 					return nil, loadErr(pc, "BPF_ATOMIC uses invalid atomic opcode %02x", in.Imm)
 				}
 				if in.Imm&AtomicFetch != 0 && in.Imm != AtomicCmpXchg && in.Src == 10 {
-					return nil, loadErr(pc, "frame pointer is read only")
+					return nil, &LoadError{PC: pc, Msg: "frame pointer is read only", Errno: unix.EACCES}
 				}
 				d.op = opAtomic64
 				if size == SizeW {
@@ -471,7 +477,7 @@ func Load(insns []Insn, opts LoadOptions) (*Program, error) {
 			}
 		}
 		if writesDst && in.Dst == 10 {
-			return nil, loadErr(pc, "frame pointer is read only")
+			return nil, &LoadError{PC: pc, Msg: "frame pointer is read only", Errno: unix.EACCES}
 		}
 		p.code[pc] = d
 	}
