@@ -62,6 +62,11 @@ func kernelLoad(progType uint32, insns []vm.Insn) (int, error) {
 	put32(attr, 28, uint32(len(logBuf)))
 	put64(attr, 32, uint64(uintptr(unsafe.Pointer(&logBuf[0]))))
 	fd, err := bpfSys(bpfProgLoad, attr)
+	// EAGAIN is transient (the kernel asks to retry, e.g. under memory
+	// pressure from concurrent loads); libbpf retries too.
+	for try := 0; err == unix.EAGAIN && try < 5; try++ {
+		fd, err = bpfSys(bpfProgLoad, attr)
+	}
 	runtime.KeepAlive(code)
 	runtime.KeepAlive(lic)
 	runtime.KeepAlive(logBuf)

@@ -215,14 +215,16 @@ func rw(write bool) string {
 // describe renders an address for error messages: "stack-520" relative to the
 // current frame pointer, "ctx+4096", "mem+16", or the raw value.
 func (m *Machine) describe(addr uint64) string {
-	ri := addr>>regionShift - 1
+	if addr&^offMask == funcTag {
+		return fmt.Sprintf("func#%d", addr&offMask)
+	}
+	// The nearest region base, so that addresses just below a region (a
+	// negative offset) are described relative to it too.
+	ri := (addr+1<<(regionShift-1))>>regionShift - 1
 	if ri >= uint64(len(m.regions)) {
-		if addr&^offMask == funcTag {
-			return fmt.Sprintf("func#%d", addr&offMask)
-		}
 		return fmt.Sprintf("%#x", addr)
 	}
-	o := int64(addr & offMask)
+	o := int64(addr - (ri+1)<<regionShift)
 	if ri == 0 {
 		return fmt.Sprintf("stack%+d", o-int64(StackSize*(m.depth+1)))
 	}

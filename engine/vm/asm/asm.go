@@ -93,6 +93,9 @@ func Assemble(src string) ([]vm.Insn, error) {
 			continue
 		}
 		toks := tokenize(line)
+		if len(toks) == 0 {
+			return nil, &Error{lineNo, "missing mnemonic"}
+		}
 		mn, ops := strings.ToLower(toks[0]), toks[1:]
 		if mn == "exit" && exitLabel < 0 {
 			exitLabel = len(out)
