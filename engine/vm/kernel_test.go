@@ -2,12 +2,15 @@ package vm_test
 
 import (
 	"errors"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/bpffs-fuse/bpffs-fuse/engine/vm"
+	"github.com/bpffs-fuse/bpffs-fuse/engine/vm/asm"
 )
 
 // xdpProlog is bpf_conformance's --xdp_prolog (src/bpf_conformance.cc
@@ -165,3 +168,42 @@ func splitLines(s string) []string {
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+var verifierInsnLine = regexp.MustCompile(`^(\d+): (\([0-9a-f]{2}\) .*?)(\s+;.*)?$`)
+
+// TestKernelXlatedSyntax compares asm.XlatedInsn with the kernel's own
+// rendering of every instruction it verifies (log_level 2 prints each insn
+// with kernel/bpf/disasm.c:print_bpf_insn) over the conformance programs.
+func TestKernelXlatedSyntax(t *testing.T) {
+	cases := loadConformance(t)
+	requireKernel(t)
+	checked := 0
+	for _, c := range cases {
+		full := append(xdpProlog(len(c.data.Mem)), c.data.Insns...)
+		fd, log, err := kernelLoadWithLog(progTypeXDP, full, 2)
+		if err != nil {
+			continue // rejected programs are covered by TestKernelDifferential
+		}
+		unix.Close(fd)
+		seen := map[int]bool{}
+		for _, line := range strings.Split(log, "\n") {
+			mm := verifierInsnLine.FindStringSubmatch(line)
+			if mm == nil {
+				continue
+			}
+			i, _ := strconv.Atoi(mm[1])
+			if seen[i] || i >= len(full) {
+				continue
+			}
+			seen[i] = true
+			if got := asm.XlatedInsn(full[i:]); got != mm[2] {
+				t.Errorf("%s insn %d: ours %q, kernel %q", c.name, i, got, mm[2])
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no instructions compared")
+	}
+	t.Logf("%d instructions rendered identically to the kernel verifier log", checked)
+}

@@ -48,8 +48,24 @@ func (e *kernelVerifierError) Error() string {
 	return fmt.Sprintf("kernel: %v: %s", e.Errno, e.Log)
 }
 
-// kernelLoad loads raw instructions; the returned fd must be closed.
+// kernelLoad loads raw instructions; the returned fd must be closed. Like
+// libbpf it loads without a log first and asks for the log only on failure
+// (a log can overflow on long verifications: ENOSPC).
 func kernelLoad(progType uint32, insns []vm.Insn) (int, error) {
+	fd, err := kernelLoadLog(progType, insns, 0)
+	if err == nil {
+		return fd, nil
+	}
+	return kernelLoadLog(progType, insns, 1)
+}
+
+func kernelLoadLog(progType uint32, insns []vm.Insn, level uint32) (int, error) {
+	fd, _, err := kernelLoadWithLog(progType, insns, level)
+	return fd, err
+}
+
+// kernelLoadWithLog loads with the given log level and returns the log too.
+func kernelLoadWithLog(progType uint32, insns []vm.Insn, level uint32) (int, string, error) {
 	code := vm.Encode(insns)
 	lic := []byte("GPL\x00")
 	logBuf := make([]byte, 1<<20)
@@ -58,9 +74,11 @@ func kernelLoad(progType uint32, insns []vm.Insn) (int, error) {
 	put32(attr, 4, uint32(len(insns)))
 	put64(attr, 8, uint64(uintptr(unsafe.Pointer(&code[0]))))
 	put64(attr, 16, uint64(uintptr(unsafe.Pointer(&lic[0]))))
-	put32(attr, 24, 1)
-	put32(attr, 28, uint32(len(logBuf)))
-	put64(attr, 32, uint64(uintptr(unsafe.Pointer(&logBuf[0]))))
+	if level > 0 {
+		put32(attr, 24, level)
+		put32(attr, 28, uint32(len(logBuf)))
+		put64(attr, 32, uint64(uintptr(unsafe.Pointer(&logBuf[0]))))
+	}
 	fd, err := bpfSys(bpfProgLoad, attr)
 	// EAGAIN is transient (the kernel asks to retry, e.g. under memory
 	// pressure from concurrent loads); libbpf retries too.
@@ -74,9 +92,12 @@ func kernelLoad(progType uint32, insns []vm.Insn) (int, error) {
 		if i := bytes.IndexByte(logBuf, 0); i >= 0 {
 			logBuf = logBuf[:i]
 		}
-		return -1, &kernelVerifierError{Errno: err.(unix.Errno), Log: string(logBuf)}
+		return -1, string(logBuf), &kernelVerifierError{Errno: err.(unix.Errno), Log: string(logBuf)}
 	}
-	return int(fd), nil
+	if i := bytes.IndexByte(logBuf, 0); i >= 0 {
+		logBuf = logBuf[:i]
+	}
+	return int(fd), string(logBuf), nil
 }
 
 // kernelTestRun runs BPF_PROG_TEST_RUN; it returns retval and the average
