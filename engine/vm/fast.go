@@ -5,8 +5,7 @@ import (
 	"math/bits"
 )
 
-// fast is the interpreter's hot loop. kernel/bpf/core.c:___bpf_prog_run
-// (same semantics). It executes ALU, jump, ld_imm64 and in-bounds load and
+// fast is the hot loop of kernel/bpf/core.c:___bpf_prog_run's equivalent. It executes ALU, jump, ld_imm64 and in-bounds load and
 // store instructions, and returns at the first instruction it does not
 // handle — calls, exits, atomics, packet loads, a load or store that fails
 // its bounds check, or an exhausted budget — without executing it, with the

@@ -49,9 +49,9 @@ var memSize = [numOps]uint64{
 	opSt8: 1, opSt16: 2, opSt32: 4, opSt64: 8, opStx8: 1, opStx16: 2, opStx32: 4, opStx64: 8,
 }
 
-// exec is the interpreter loop. kernel/bpf/core.c:___bpf_prog_run (same
-// semantics; the instruction set is RFC 9669's, see the package doc for the
-// modes). It runs until the frame it was entered in exits.
+// exec runs a program like kernel/bpf/core.c:___bpf_prog_run (the slow
+// path: calls, exits, tail calls, atomics, packet loads, faults; fast does
+// the rest). It runs until the frame it was entered in exits.
 func (m *Machine) exec(p *Program, pc int, regs *[16]uint64) (uint64, error) {
 	r := regs
 	code := p.code
@@ -195,10 +195,10 @@ func (m *Machine) helperErr(pc int, err error) error {
 	return &RunError{PC: pc, Msg: "helper: " + err.Error(), Err: err}
 }
 
-// ldPacket implements LD_ABS/LD_IND: a big-endian load from the packet set
-// with SetPacket. net/core/filter.c:bpf_skb_load_helper_{8,16,32} (negative
-// offsets, the kernel's SKF_NET_OFF/SKF_LL_OFF ancillary area, are out of
-// bounds here).
+// ldPacket implements LD_ABS/LD_IND like net/core/filter.c:bpf_skb_load_helper_{8,16,32}:
+// a big-endian load from the packet set with SetPacket. Deliberate
+// difference: negative offsets (the kernel's SKF_NET_OFF/SKF_LL_OFF
+// ancillary area) are out of bounds, as there is no skb behind the packet.
 func (m *Machine) ldPacket(in *dinsn, r *[16]uint64) (uint64, bool) {
 	off := int64(int32(in.imm))
 	if in.op >= opLdInd8 {
@@ -226,7 +226,7 @@ func (m *Machine) ldPacket(in *dinsn, r *[16]uint64) (uint64, bool) {
 	return uint64(binary.BigEndian.Uint32(b)), true
 }
 
-// atomic implements BPF_STX|BPF_ATOMIC. kernel/bpf/core.c:___bpf_prog_run
+// atomic implements BPF_STX|BPF_ATOMIC like kernel/bpf/core.c:___bpf_prog_run
 // (STX_ATOMIC_W, STX_ATOMIC_DW). The memory must be naturally aligned, as the
 // verifier requires for atomics.
 func (m *Machine) atomic(pc int, in *dinsn, r *[16]uint64) error {

@@ -144,10 +144,11 @@ var (
 	jmp32X = [16]uint8{0, opJeq32X, opJgt32X, opJge32X, opJset32X, opJne32X, opJsgt32X, opJsge32X, 0, 0, opJlt32X, opJle32X, opJslt32X, opJsle32X, 0, 0}
 )
 
-// Load validates insns and translates them into the pre-decoded form.
-// kernel/bpf/verifier.c:do_check (the per-instruction encoding checks only:
-// opcodes, reserved fields, jump ranges, ld_imm64 pairs, helper ids; not the
-// abstract interpretation, which is the verifier package's job).
+// Load validates insns like kernel/bpf/verifier.c:bpf_check's encoding checks
+// (check_subprogs, resolve_pseudo_ldimm64, check_alu_op & co.: opcodes,
+// reserved fields, jump ranges, ld_imm64 pairs, helper ids — not the abstract
+// interpretation, which is the verifier package's job) and translates them
+// into the pre-decoded form.
 // Rejections are *LoadError values wrapping unix.EINVAL.
 func Load(insns []Insn, opts LoadOptions) (*Program, error) {
 	max := opts.MaxInsns
