@@ -1,0 +1,545 @@
+package objects
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors on hot paths are allocated once.
+var (
+	errNoEnt    = fmt.Errorf("key not found: %w", unix.ENOENT)
+	errExist    = fmt.Errorf("key exists (BPF_NOEXIST): %w", unix.EEXIST)
+	errExistNot = fmt.Errorf("key does not exist (BPF_EXIST): %w", unix.ENOENT)
+	errFull     = fmt.Errorf("map is full: %w", unix.E2BIG)
+	errBadFlags = fmt.Errorf("bad update flags: %w", unix.EINVAL)
+	errNoNext   = fmt.Errorf("no next key: %w", unix.ENOENT)
+	errNoSpace  = fmt.Errorf("next bucket does not fit in the batch: %w", unix.ENOSPC)
+	errBatchEnd = fmt.Errorf("end of map: %w", unix.ENOENT)
+)
+
+const (
+	htabCreateFlags = FNoPrealloc | FNoCommonLRU | FNumaNode | accessFlagsMask | FZeroSeed
+	kmallocMaxSize  = 1 << 22 // KMALLOC_MAX_SIZE on x86_64 (MAX_PAGE_ORDER 10, 4 KiB pages)
+	htabElemSize    = 48      // sizeof(struct htab_elem) on x86_64, used in size checks
+	pcpuMinUnitSize = 32 << 10
+)
+
+func init() {
+	for _, t := range []MapType{MapTypeHash, MapTypePercpuHash, MapTypeLRUHash, MapTypeLRUPercpuHash} {
+		registerMapType(t, &mapType{allocCheck: htabAllocCheck, alloc: htabAlloc, memUsage: htabMemUsage})
+	}
+}
+
+// flagsAccessOK is include/linux/bpf.h:bpf_map_flags_access_ok.
+func flagsAccessOK(f uint32) bool { return f&(FRdonlyProg|FWronlyProg) != FRdonlyProg|FWronlyProg }
+
+// htabAllocCheck is kernel/bpf/hashtab.c:htab_map_alloc_check.
+func htabAllocCheck(attr *MapAttr) error {
+	percpu := attr.MapType == MapTypePercpuHash || attr.MapType == MapTypeLRUPercpuHash
+	lru := attr.MapType == MapTypeLRUHash || attr.MapType == MapTypeLRUPercpuHash
+	prealloc := attr.MapFlags&FNoPrealloc == 0
+	percpuLRU := attr.MapFlags&FNoCommonLRU != 0
+	numa := attr.MapFlags&FNumaNode != 0
+	switch {
+	case attr.MapFlags&FZeroSeed != 0 && !attr.Capable:
+		return fmt.Errorf("BPF_F_ZERO_SEED needs CAP_SYS_ADMIN: %w", unix.EPERM)
+	case attr.MapFlags&^htabCreateFlags != 0 || !flagsAccessOK(attr.MapFlags):
+		return fmt.Errorf("map_flags %#x not valid for %s: %w", attr.MapFlags, attr.MapType, unix.EINVAL)
+	case !lru && percpuLRU:
+		return fmt.Errorf("BPF_F_NO_COMMON_LRU is only for LRU maps: %w", unix.EINVAL)
+	case lru && !prealloc:
+		return fmt.Errorf("LRU maps cannot be BPF_F_NO_PREALLOC: %w", ENOTSUPP)
+	case numa && (percpu || percpuLRU):
+		return fmt.Errorf("BPF_F_NUMA_NODE with a per-CPU map: %w", unix.EINVAL)
+	case attr.MaxEntries == 0 || attr.KeySize == 0 || attr.ValueSize == 0:
+		return fmt.Errorf("key_size, value_size and max_entries must be non-zero: %w", unix.EINVAL)
+	case uint64(attr.KeySize)+uint64(attr.ValueSize) >= kmallocMaxSize-htabElemSize:
+		return fmt.Errorf("key_size + value_size too large: %w", unix.E2BIG)
+	case percpu && roundUp8(int(attr.ValueSize)) > pcpuMinUnitSize:
+		return fmt.Errorf("per-CPU value_size larger than %d: %w", pcpuMinUnitSize, unix.E2BIG)
+	}
+	return nil
+}
+
+// htabMaxEntries applies htab_map_alloc's NO_COMMON_LRU rounding.
+func htabMaxEntries(m *Map) uint32 {
+	if m.Flags&FNoCommonLRU == 0 {
+		return m.MaxEntries
+	}
+	n := uint64(m.NumCPUs)
+	r := (uint64(m.MaxEntries) + n - 1) / n * n
+	if r > 1<<32-1 {
+		r = uint64(m.MaxEntries) / n * n
+	}
+	return uint32(r)
+}
+
+func htabMemUsage(m *Map) uint64 {
+	max := uint64(htabMaxEntries(m))
+	nb := uint64(1)
+	if max > 1 {
+		nb = 1 << bits.Len64(max-1)
+	}
+	vs := uint64(m.ValueSize)
+	if m.IsPercpu() {
+		vs = uint64(roundUp8(int(vs))) * uint64(m.NumCPUs)
+	}
+	elem := uint64(htabElemSize) + uint64(roundUp8(int(m.KeySize))) + uint64(roundUp8(int(vs)))
+	return 512 + nb*8 + max*elem
+}
+
+// htab is a hash table laid out to need few bytes per element: elements live in chunks of a
+// flat byte arena as [next u32][hash u32][key][value] (LRU maps add [lruPrev u32][lruNext u32]),
+// buckets hold the index+1 of their first element, and chains are newest first, as the
+// kernel's hlist_nulls_add_head does. Buckets are guarded by striped locks.
+type htab struct {
+	m        *Map
+	keySize  int
+	valSize  int // bytes stored per value: the user-visible buffer size
+	stride   int
+	valOff   int
+	nBuckets uint32
+	buckets  []uint32
+	seed     uint32
+	locks    []sync.RWMutex
+	lockMask uint32
+
+	allocMu   sync.Mutex
+	chunks    [][]byte
+	chunkBits uint
+	nAlloc    uint32 // elements carved from chunks so far
+	freeHead  uint32 // free list of element indexes (+1)
+	maxElems  uint32
+	n         atomic.Int64
+
+	lru              bool
+	lruHead, lruTail uint32 // most and least recently updated (+1); guarded by locks[0]
+
+	// onRemove, when set, is called with the old value of each element that is deleted or
+	// replaced, with the bucket lock held (maps-of-maps drop their inner reference there).
+	onRemove func(value []byte)
+}
+
+func htabAlloc(m *Map, attr *MapAttr) (mapOps, error) {
+	h, err := newHtab(m, m.ValueBufSize())
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// newHtab is kernel/bpf/hashtab.c:htab_map_alloc for a table storing valSize-byte values.
+func newHtab(m *Map, valSize int) (*htab, error) {
+	m.MaxEntries = htabMaxEntries(m)
+	if m.MaxEntries > 1<<31 {
+		return nil, fmt.Errorf("max_entries %d larger than 2^31: %w", m.MaxEntries, unix.E2BIG)
+	}
+	h := &htab{
+		m:       m,
+		keySize: int(m.KeySize),
+		valSize: valSize,
+		lru:     m.Type == MapTypeLRUHash || m.Type == MapTypeLRUPercpuHash,
+	}
+	h.nBuckets = 1
+	if m.MaxEntries > 1 {
+		h.nBuckets = 1 << bits.Len32(m.MaxEntries-1)
+	}
+	h.valOff = 8 + h.keySize
+	h.stride = h.valOff + h.valSize
+	if h.lru {
+		h.stride += 8
+	}
+	h.buckets = make([]uint32, h.nBuckets)
+	nlocks := uint32(256)
+	if h.lru {
+		// LRU eviction touches two buckets; one lock keeps it simple and deadlock-free.
+		nlocks = 1
+	}
+	if nlocks > h.nBuckets {
+		nlocks = h.nBuckets
+	}
+	h.locks = make([]sync.RWMutex, nlocks)
+	h.lockMask = nlocks - 1
+	h.maxElems = m.MaxEntries
+	chunk := uint32(4096)
+	if h.maxElems < chunk {
+		chunk = h.nBuckets // the smallest power of two >= maxElems
+	}
+	h.chunkBits = uint(bits.TrailingZeros32(chunk))
+	h.chunks = make([][]byte, (uint64(h.maxElems)+uint64(chunk)-1)>>h.chunkBits)
+	if m.Flags&FZeroSeed == 0 {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		h.seed = binary.LittleEndian.Uint32(b[:])
+	}
+	return h, nil
+}
+
+func (h *htab) elem(i uint32) []byte {
+	c := h.chunks[i>>h.chunkBits]
+	o := int(i&(1<<h.chunkBits-1)) * h.stride
+	return c[o : o+h.stride : o+h.stride]
+}
+
+func (h *htab) lockFor(bucket uint32) *sync.RWMutex { return &h.locks[bucket&h.lockMask] }
+
+func getU32(b []byte) uint32    { return binary.LittleEndian.Uint32(b) }
+func putU32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
+
+// find returns the index+1 of key's element in bucket b and of its predecessor (0 if none).
+// The bucket's lock must be held.
+func (h *htab) find(b uint32, hash uint32, key []byte) (cur, prev uint32) {
+	for i := h.buckets[b]; i != 0; {
+		e := h.elem(i - 1)
+		if getU32(e[4:]) == hash && bytes.Equal(e[8:h.valOff], key) {
+			return i, prev
+		}
+		prev = i
+		i = getU32(e)
+	}
+	return 0, 0
+}
+
+func (h *htab) unlink(b, cur, prev uint32) {
+	next := getU32(h.elem(cur - 1))
+	if prev == 0 {
+		h.buckets[b] = next
+	} else {
+		putU32(h.elem(prev-1), next)
+	}
+}
+
+func (h *htab) linkHead(b, cur uint32) {
+	putU32(h.elem(cur-1), h.buckets[b])
+	h.buckets[b] = cur
+}
+
+// allocElem takes a free element (index+1), or returns 0 when all max_entries are in use.
+func (h *htab) allocElem() uint32 {
+	h.allocMu.Lock()
+	defer h.allocMu.Unlock()
+	if h.freeHead != 0 {
+		i := h.freeHead
+		h.freeHead = getU32(h.elem(i - 1))
+		return i
+	}
+	if h.nAlloc >= h.maxElems {
+		return 0
+	}
+	idx := h.nAlloc
+	c := idx >> h.chunkBits
+	if h.chunks[c] == nil {
+		size := 1 << h.chunkBits
+		if rest := int(h.maxElems - c<<h.chunkBits); rest < size {
+			size = rest
+		}
+		h.chunks[c] = make([]byte, size*h.stride)
+	}
+	h.nAlloc++
+	return idx + 1
+}
+
+func (h *htab) freeElem(i uint32) {
+	h.allocMu.Lock()
+	putU32(h.elem(i-1), h.freeHead)
+	h.freeHead = i
+	h.allocMu.Unlock()
+}
+
+func (h *htab) locate(key []byte) (hash, bucket uint32) {
+	hash = htabHash(key, h.seed)
+	return hash, hash & (h.nBuckets - 1)
+}
+
+func (h *htab) lookup(key, value []byte) error {
+	hash, b := h.locate(key)
+	l := h.lockFor(b)
+	l.RLock()
+	cur, _ := h.find(b, hash, key)
+	if cur == 0 {
+		l.RUnlock()
+		return errNoEnt
+	}
+	copy(value, h.elem(cur - 1)[h.valOff:h.valOff+h.valSize])
+	l.RUnlock()
+	return nil
+}
+
+// checkFlags is kernel/bpf/hashtab.c:check_flags.
+func checkFlags(exists bool, flags uint64) error {
+	if exists && flags&^FLock == NoExist {
+		return errExist
+	}
+	if !exists && flags&^FLock == Exist {
+		return errExistNot
+	}
+	return nil
+}
+
+// update is kernel/bpf/hashtab.c:htab_map_update_elem (and its percpu and LRU variants):
+// flags are checked before capacity, a replaced element moves to the head of its bucket, and
+// inserting a new key into a full map fails with E2BIG (LRU maps evict instead).
+func (h *htab) update(key, value []byte, flags uint64) error {
+	if flags&^FLock > Exist {
+		return errBadFlags
+	}
+	hash, b := h.locate(key)
+	l := h.lockFor(b)
+	l.Lock()
+	defer l.Unlock()
+	cur, prev := h.find(b, hash, key)
+	if err := checkFlags(cur != 0, flags); err != nil {
+		return err
+	}
+	if cur != 0 {
+		e := h.elem(cur - 1)
+		if h.onRemove != nil {
+			h.onRemove(e[h.valOff : h.valOff+h.valSize])
+		}
+		copy(e[h.valOff:h.valOff+h.valSize], value)
+		// Percpu maps update in place (pcpu_copy_value); the others insert a new element at
+		// the head of the bucket and unlink the old one.
+		if !h.m.IsPercpu() && prev != 0 {
+			h.unlink(b, cur, prev)
+			h.linkHead(b, cur)
+		}
+		if h.lru {
+			h.lruTouch(cur)
+		}
+		return nil
+	}
+	ne := h.allocElem()
+	if ne == 0 {
+		if !h.lru {
+			return errFull
+		}
+		ne = h.lruEvict()
+		if ne == 0 {
+			return fmt.Errorf("no free LRU node: %w", unix.ENOMEM)
+		}
+	}
+	e := h.elem(ne - 1)
+	putU32(e[4:], hash)
+	copy(e[8:h.valOff], key)
+	copy(e[h.valOff:h.valOff+h.valSize], value)
+	h.linkHead(b, ne)
+	if h.lru {
+		h.lruPushFront(ne)
+	}
+	h.n.Add(1)
+	return nil
+}
+
+func (h *htab) removeLocked(b, cur, prev uint32) {
+	e := h.elem(cur - 1)
+	if h.onRemove != nil {
+		h.onRemove(e[h.valOff : h.valOff+h.valSize])
+	}
+	h.unlink(b, cur, prev)
+	if h.lru {
+		h.lruUnlink(cur)
+	}
+	h.n.Add(-1)
+	h.freeElem(cur)
+}
+
+func (h *htab) delete(key []byte) error {
+	hash, b := h.locate(key)
+	l := h.lockFor(b)
+	l.Lock()
+	defer l.Unlock()
+	cur, prev := h.find(b, hash, key)
+	if cur == 0 {
+		return errNoEnt
+	}
+	h.removeLocked(b, cur, prev)
+	return nil
+}
+
+// lookupAndDelete is kernel/bpf/hashtab.c:__htab_map_lookup_and_delete_elem.
+func (h *htab) lookupAndDelete(key, value []byte, flags uint64) error {
+	if flags&^FLock != 0 {
+		return fmt.Errorf("lookup_and_delete flags %#x: %w", flags, unix.EINVAL)
+	}
+	hash, b := h.locate(key)
+	l := h.lockFor(b)
+	l.Lock()
+	defer l.Unlock()
+	cur, prev := h.find(b, hash, key)
+	if cur == 0 {
+		return errNoEnt
+	}
+	copy(value, h.elem(cur - 1)[h.valOff:h.valOff+h.valSize])
+	h.removeLocked(b, cur, prev)
+	return nil
+}
+
+// getNextKey is kernel/bpf/hashtab.c:htab_map_get_next_key: the next element in key's bucket,
+// else the first element of a later bucket; a missing key restarts from the first element.
+func (h *htab) getNextKey(key, next []byte) error {
+	start := uint32(0)
+	if key != nil {
+		hash, b := h.locate(key)
+		l := h.lockFor(b)
+		l.RLock()
+		cur, _ := h.find(b, hash, key)
+		if cur != 0 {
+			if n := getU32(h.elem(cur - 1)); n != 0 {
+				copy(next, h.elem(n - 1)[8:h.valOff])
+				l.RUnlock()
+				return nil
+			}
+			start = b + 1
+		}
+		l.RUnlock()
+	}
+	for b := start; b < h.nBuckets; b++ {
+		l := h.lockFor(b)
+		l.RLock()
+		if first := h.buckets[b]; first != 0 {
+			copy(next, h.elem(first - 1)[8:h.valOff])
+			l.RUnlock()
+			return nil
+		}
+		l.RUnlock()
+	}
+	return errNoNext
+}
+
+func (h *htab) count() int { return int(h.n.Load()) }
+
+func (h *htab) free() {
+	if h.onRemove == nil {
+		return
+	}
+	for b := uint32(0); b < h.nBuckets; b++ {
+		for i := h.buckets[b]; i != 0; i = getU32(h.elem(i - 1)) {
+			e := h.elem(i - 1)
+			h.onRemove(e[h.valOff : h.valOff+h.valSize])
+		}
+	}
+}
+
+// LookupBatch is kernel/bpf/hashtab.c:__htab_map_lookup_and_delete_batch: whole buckets are
+// copied; a bucket that does not fit ends the batch (ENOSPC if nothing was copied); passing the
+// last bucket ends it with ENOENT.
+func (h *htab) LookupBatch(bucket uint32, keys, values []byte, count int, del bool) (int, uint32, error) {
+	if bucket >= h.nBuckets {
+		return 0, bucket, errBatchEnd
+	}
+	total := 0
+	for {
+		l := h.lockFor(bucket)
+		if del {
+			l.Lock()
+		} else {
+			l.RLock()
+		}
+		cnt := 0
+		for i := h.buckets[bucket]; i != 0; i = getU32(h.elem(i - 1)) {
+			cnt++
+		}
+		if cnt > count-total {
+			if del {
+				l.Unlock()
+			} else {
+				l.RUnlock()
+			}
+			if total == 0 {
+				return 0, bucket, errNoSpace
+			}
+			return total, bucket, nil
+		}
+		for i := h.buckets[bucket]; i != 0; {
+			e := h.elem(i - 1)
+			nxt := getU32(e)
+			copy(keys[total*h.keySize:], e[8:h.valOff])
+			copy(values[total*h.valSize:], e[h.valOff:h.valOff+h.valSize])
+			total++
+			if del {
+				h.removeLocked(bucket, i, 0)
+			}
+			i = nxt
+		}
+		if del {
+			l.Unlock()
+		} else {
+			l.RUnlock()
+		}
+		bucket++
+		if bucket >= h.nBuckets {
+			return total, bucket, errBatchEnd
+		}
+	}
+}
+
+// LRU list (guarded by the single lock LRU maps use). The kernel's bpf_lru approximates LRU
+// with per-CPU lists and reference bits, which makes its victim depend on scheduling; here the
+// victim is always the least recently updated element. Both keep count <= max_entries and the
+// newly inserted key present, which is all the kernel guarantees.
+
+func (h *htab) lruLinks(i uint32) []byte {
+	e := h.elem(i - 1)
+	return e[h.stride-8:]
+}
+
+func (h *htab) lruPushFront(i uint32) {
+	ln := h.lruLinks(i)
+	putU32(ln, 0)
+	putU32(ln[4:], h.lruHead)
+	if h.lruHead != 0 {
+		putU32(h.lruLinks(h.lruHead), i)
+	}
+	h.lruHead = i
+	if h.lruTail == 0 {
+		h.lruTail = i
+	}
+}
+
+func (h *htab) lruUnlink(i uint32) {
+	ln := h.lruLinks(i)
+	p, n := getU32(ln), getU32(ln[4:])
+	if p != 0 {
+		putU32(h.lruLinks(p)[4:], n)
+	} else {
+		h.lruHead = n
+	}
+	if n != 0 {
+		putU32(h.lruLinks(n), p)
+	} else {
+		h.lruTail = p
+	}
+}
+
+func (h *htab) lruTouch(i uint32) {
+	h.lruUnlink(i)
+	h.lruPushFront(i)
+}
+
+// lruEvict removes the least recently updated element and returns its slot for reuse.
+func (h *htab) lruEvict() uint32 {
+	v := h.lruTail
+	if v == 0 {
+		return 0
+	}
+	e := h.elem(v - 1)
+	b := getU32(e[4:]) & (h.nBuckets - 1)
+	prev := uint32(0)
+	for i := h.buckets[b]; i != 0 && i != v; i = getU32(h.elem(i - 1)) {
+		prev = i
+	}
+	if h.onRemove != nil {
+		h.onRemove(e[h.valOff : h.valOff+h.valSize])
+	}
+	h.unlink(b, v, prev)
+	h.lruUnlink(v)
+	h.n.Add(-1)
+	return v
+}
