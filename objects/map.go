@@ -77,14 +77,14 @@ type Map struct {
 	MaxEntries uint32
 	// Flags are the permanent map_flags (BPF_F_RDONLY and BPF_F_WRONLY dropped, as
 	// bpf_map_flags_retain_permanent does).
-	Flags    uint32
-	Extra    uint64
-	Name     string
-	NumCPUs  int
-	id       atomic.Uint32
-	frozen   atomic.Bool
-	ops      mapOps
-	memlock  uint64
+	Flags     uint32
+	Extra     uint64
+	Name      string
+	NumCPUs   int
+	id        atomic.Uint32
+	frozen    atomic.Bool
+	ops       mapOps
+	memlock   uint64
 	innerMeta *Map // map-in-map: the template inner map's attributes (refcount not held)
 }
 
