@@ -154,8 +154,8 @@ type progArray struct {
 // ProgObject is implemented by programs; prog_array slots accept only these.
 type ProgObject interface {
 	Object
-	// CompatibleWithProgArray reports whether the program may join a prog_array whose owner
-	// is owner (nil: no owner yet), and returns the owner to record.
+	// ProgArrayOwner returns what kernel/bpf/core.c:__bpf_prog_map_compatible compares (the
+	// program type, jited, ...); the engine records and checks it.
 	ProgArrayOwner() any
 }
 

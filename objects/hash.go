@@ -287,7 +287,9 @@ func checkFlags(exists bool, flags uint64) error {
 // flags are checked before capacity, a replaced element moves to the head of its bucket, and
 // inserting a new key into a full map fails with E2BIG (LRU maps evict instead).
 func (h *htab) update(key, value []byte, flags uint64) error {
-	if flags&^FLock > Exist {
+	// htab_map_update_elem ignores BPF_F_LOCK here; the LRU and per-CPU variants do not
+	// accept it (flags > BPF_EXIST: EINVAL).
+	if flags&^FLock > Exist || (h.lru || h.m.IsPercpu()) && flags > Exist {
 		return errBadFlags
 	}
 	hash, b := h.locate(key)

@@ -49,6 +49,12 @@ type mapOps interface {
 type mapType struct {
 	// allocCheck validates attr (ops->map_alloc_check); errors are returned as is.
 	allocCheck func(attr *MapAttr) error
+	// allocAttrCheck holds the checks at the start of ops->map_alloc, made before the
+	// kernel allocates anything (types without map_alloc_check, such as lpm_trie, bloom_filter
+	// and ringbuf, check their attributes there; map-in-map resolves its inner map there).
+	// NewMap runs it before charging memory, so that a bad attr gives the kernel's errno
+	// rather than ENOMEM.
+	allocAttrCheck func(attr *MapAttr) error
 	// alloc builds the map (ops->map_alloc). It may adjust m.MaxEntries.
 	alloc func(m *Map, attr *MapAttr) (mapOps, error)
 	// memUsage estimates the bytes charged to the memory budget (ops->map_mem_usage).
@@ -127,6 +133,11 @@ func NewMap(attr *MapAttr, charge func(delta int64) error) (*Map, error) {
 		return nil, err
 	}
 	mt := mapTypes[attr.MapType]
+	if mt.allocAttrCheck != nil {
+		if err := mt.allocAttrCheck(attr); err != nil {
+			return nil, err
+		}
+	}
 	ncpu := attr.NumPossibleCPUs
 	if ncpu < 1 {
 		ncpu = 1
