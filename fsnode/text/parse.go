@@ -517,7 +517,7 @@ func (p *Parser) id(dst []byte, toks []span, name string) error {
 	if len(toks) > 0 && (p.is(toks[0], "pinned") || p.is(toks[0], "name") || p.is(toks[0], "tag") || p.is(toks[0], "fd")) {
 		return p.errf("%s: only \"id N\" can be written as text; use the CLI for %s", name, p.tok(toks[0]))
 	}
-	return p.errf("%s: expected an id (N or id N), got %d fields", name, len(toks))
+	return p.errf("%s: expected an id (N or id N), got %d field%s", name, len(toks), plural(len(toks)))
 }
 
 // field parses a field of len(dst) bytes: len(dst) hex bytes, or one integer stored
@@ -536,7 +536,7 @@ func (p *Parser) field(dst []byte, toks []span, name string) error {
 		return p.putInt(dst, mag, neg, t, name)
 	}
 	if len(toks) != n {
-		return p.errf("%s: expected %s, got %d fields", name, describe(n), len(toks))
+		return p.errf("%s: expected %s, got %d field%s", name, describe(n), len(toks), plural(len(toks)))
 	}
 	for i, t := range toks {
 		b, ok := hexByte(p.tok(t))
