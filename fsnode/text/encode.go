@@ -141,13 +141,38 @@ func (e *Encoder) AppendEntry(dst []byte, key, value []byte) []byte {
 		}
 		return append(dst, "}\n"...)
 	}
-	dst = appendField(dst, key[:e.s.KeySize])
 	if e.s.ValueSize == 0 {
+		dst = appendField(dst, key[:e.s.KeySize])
 		return append(dst, ':', '\n')
 	}
-	dst = append(dst, ':', ' ')
-	dst = appendField(dst, value[:e.s.ValueSize])
-	return append(dst, '\n')
+	if e.s.KeySize < 2 || e.s.ValueSize < 2 {
+		dst = appendField(dst, key[:e.s.KeySize])
+		dst = append(dst, ':', ' ')
+		dst = appendField(dst, value[:e.s.ValueSize])
+		return append(dst, '\n')
+	}
+	// The common case, written in place: "kk kk: vv vv\n" is 3 bytes per byte, plus one.
+	n := len(dst)
+	dst = dst[:n+3*(e.s.KeySize+e.s.ValueSize)+1]
+	out := dst[n:]
+	putHex(out, key[:e.s.KeySize])
+	o := 3 * e.s.KeySize
+	out[o-1] = ':'
+	out[o] = ' '
+	putHex(out[o+1:], value[:e.s.ValueSize])
+	out[len(out)-1] = '\n'
+	return dst
+}
+
+// putHex writes b as "xx " per byte into out (3*len(b) bytes).
+func putHex(out []byte, b []byte) {
+	out = out[:3*len(b)]
+	for i, c := range b {
+		o := out[3*i : 3*i+3 : 3*i+3]
+		o[0] = hexDigits[c>>4]
+		o[1] = hexDigits[c&15]
+		o[2] = ' '
+	}
 }
 
 // AppendOp appends a line (or per-CPU block) that parses back to op: the entry form for
