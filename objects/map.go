@@ -278,8 +278,17 @@ func (m *Map) Release() { m.ops.free() }
 // Object is what every BPF object (map, program, link, BTF) offers to holders of references.
 type Object interface {
 	ID() uint32
+	// Inc and Put take and drop a kernel-internal reference (bpf_map_inc, bpf_map_put).
 	Inc()
 	Put()
+	// IncUser and PutUser take and drop a user reference: fds and pins hold these
+	// (bpf_map_inc_with_uref, bpf_map_put_with_uref).
+	IncUser()
+	PutUser()
+	// TryInc and TryIncUser take a reference unless the object is already dead
+	// (bpf_map_inc_not_zero).
+	TryInc() bool
+	TryIncUser() bool
 }
 
 // Resolver turns a file descriptor into the object behind it, with one reference (Inc) that the

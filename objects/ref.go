@@ -52,6 +52,20 @@ func (r *Ref) TryIncUser() bool {
 	}
 }
 
+// TryInc takes a kernel-internal reference unless the object is already dead (the engine's
+// lookups by id, which must not count as a user).
+func (r *Ref) TryInc() bool {
+	for {
+		n := r.refcnt.Load()
+		if n <= 0 {
+			return false
+		}
+		if r.refcnt.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
 // Put drops a kernel-internal reference (bpf_map_put).
 func (r *Ref) Put() {
 	switch n := r.refcnt.Add(-1); {

@@ -1,0 +1,290 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpffs-fuse/bpffs-fuse/objects"
+)
+
+// MapBatchAttr is the batch part of union bpf_attr. InBatch nil means "from the start";
+// OutBatch receives the token to pass as InBatch next time (a key for most maps, a u32 bucket
+// index for hash maps). Keys and Values hold Count elements back to back (values of
+// bpf_map_value_size bytes each). Count is the number of elements to process on input and the
+// number processed on output, also when an error is returned.
+type MapBatchAttr struct {
+	InBatch   []byte
+	OutBatch  []byte
+	Keys      []byte
+	Values    []byte
+	Count     uint32
+	ElemFlags uint64
+	Flags     uint64
+}
+
+// Batch support per map type (kernel-semantics.md c.6): which of the four batch commands the
+// map type's bpf_map_ops implements.
+type batchSupport struct{ lookup, lookupAndDelete, update, delete bool }
+
+func batchOps(t objects.MapType) batchSupport {
+	switch t {
+	case objects.MapTypeHash, objects.MapTypePercpuHash, objects.MapTypeLRUHash,
+		objects.MapTypeLRUPercpuHash, objects.MapTypeHashOfMaps:
+		return batchSupport{true, true, true, true}
+	case objects.MapTypeArray, objects.MapTypePercpuArray, objects.MapTypeArrayOfMaps:
+		return batchSupport{lookup: true, update: true}
+	case objects.MapTypeLPMTrie:
+		return batchSupport{lookup: true, update: true, delete: true}
+	}
+	return batchSupport{}
+}
+
+var errBatchNotSupp = fmt.Errorf("batch operation not supported by this map type: %w", objects.ENOTSUPP)
+
+// batchMap is the common start of kernel/bpf/syscall.c:bpf_map_do_batch.
+func (p *Process) batchMap(fd int, a *MapBatchAttr, perms uint8, op string) (*objects.Map, error) {
+	if err := p.checkBPF(); err != nil {
+		return nil, err
+	}
+	m, f, err := p.mapFile(fd)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if perms&modeRead != 0 && sysPerms(m, f)&modeRead == 0 {
+		return nil, needPerms(m, f, modeRead, op)
+	}
+	if perms&modeWrite != 0 && sysPerms(m, f)&modeWrite == 0 {
+		return nil, needPerms(m, f, modeWrite, op)
+	}
+	return m, nil
+}
+
+// checkElemFlags is the elem_flags check every batch function starts with.
+func checkElemFlags(a *MapBatchAttr, op string) error {
+	if a.ElemFlags&^objects.FLock != 0 {
+		return fmt.Errorf("%s: elem_flags %#x: %w", op, a.ElemFlags, unix.EINVAL)
+	}
+	if a.ElemFlags&objects.FLock != 0 {
+		return errLock(op)
+	}
+	return nil
+}
+
+func checkBatchBufs(m *objects.Map, a *MapBatchAttr, op string) error {
+	n := int(a.Count)
+	if len(a.Keys) < n*int(m.KeySize) {
+		return fmt.Errorf("%s: keys buffer %d bytes for %d keys of %d: %w", op, len(a.Keys), n, m.KeySize, unix.EFAULT)
+	}
+	if len(a.Values) < n*m.ValueBufSize() {
+		return fmt.Errorf("%s: values buffer %d bytes for %d values of %d: %w", op, len(a.Values), n, m.ValueBufSize(), unix.EFAULT)
+	}
+	return nil
+}
+
+// MapLookupBatch is BPF_MAP_LOOKUP_BATCH.
+func (p *Process) MapLookupBatch(fd int, a *MapBatchAttr) error {
+	return p.lookupBatch(fd, a, false)
+}
+
+// MapLookupAndDeleteBatch is BPF_MAP_LOOKUP_AND_DELETE_BATCH.
+func (p *Process) MapLookupAndDeleteBatch(fd int, a *MapBatchAttr) error {
+	return p.lookupBatch(fd, a, true)
+}
+
+func (p *Process) lookupBatch(fd int, a *MapBatchAttr, del bool) error {
+	op, perms := "map lookup_batch", modeRead
+	if del {
+		op, perms = "map lookup_and_delete_batch", modeRead|modeWrite
+	}
+	m, err := p.batchMap(fd, a, perms, op)
+	if err != nil {
+		return err
+	}
+	sup := batchOps(m.Type)
+	if !sup.lookup || del && !sup.lookupAndDelete {
+		return fmt.Errorf("%s: %s: %w", op, m.Type, errBatchNotSupp)
+	}
+	if b, ok := m.Batcher(); ok {
+		return htabBatch(m, b, a, del, op)
+	}
+	return genericLookupBatch(m, a, op)
+}
+
+// htabBatch is kernel/bpf/hashtab.c:__htab_map_lookup_and_delete_batch: the token is a u32
+// bucket index.
+func htabBatch(m *objects.Map, b objects.BucketBatcher, a *MapBatchAttr, del bool, op string) error {
+	if err := checkElemFlags(a, op); err != nil {
+		return err
+	}
+	if a.Flags != 0 {
+		return fmt.Errorf("%s: flags %#x: %w", op, a.Flags, unix.EINVAL)
+	}
+	max := a.Count
+	if max == 0 {
+		return nil
+	}
+	a.Count = 0
+	var bucket uint32
+	if a.InBatch != nil {
+		if len(a.InBatch) < 4 {
+			return fmt.Errorf("%s: in_batch must hold a u32 bucket index: %w", op, unix.EFAULT)
+		}
+		bucket = binary.LittleEndian.Uint32(a.InBatch)
+	}
+	probe := *a
+	probe.Count = max
+	if err := checkBatchBufs(m, &probe, op); err != nil {
+		return err
+	}
+	if len(a.OutBatch) < 4 {
+		return fmt.Errorf("%s: out_batch must have room for a u32 bucket index: %w", op, unix.EFAULT)
+	}
+	n, next, err := b.LookupBatch(bucket, a.Keys, a.Values, int(max), del)
+	a.Count = uint32(n)
+	if errors.Is(err, unix.ENOSPC) && n == 0 {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	binary.LittleEndian.PutUint32(a.OutBatch, next)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// genericLookupBatch is kernel/bpf/syscall.c:generic_map_lookup_batch: the token is a key; the
+// walk follows get_next_key and skips keys that vanish between get_next_key and lookup.
+func genericLookupBatch(m *objects.Map, a *MapBatchAttr, op string) error {
+	if err := checkElemFlags(a, op); err != nil {
+		return err
+	}
+	max := a.Count
+	if max == 0 {
+		return nil
+	}
+	a.Count = 0
+	ks, vs := int(m.KeySize), m.ValueBufSize()
+	probe := *a
+	probe.Count = max
+	if err := checkBatchBufs(m, &probe, op); err != nil {
+		return err
+	}
+	var prev []byte
+	if a.InBatch != nil {
+		if len(a.InBatch) < ks {
+			return fmt.Errorf("%s: in_batch shorter than key_size: %w", op, unix.EFAULT)
+		}
+		prev = append([]byte(nil), a.InBatch[:ks]...)
+	}
+	key := make([]byte, ks)
+	var err error
+	cp := uint32(0)
+	retry := 3 // MAP_LOOKUP_RETRIES
+	for cp < max {
+		if err = m.GetNextKey(prev, key); err != nil {
+			break
+		}
+		err = m.Lookup(key, a.Values[int(cp)*vs:int(cp+1)*vs])
+		if errors.Is(err, unix.ENOENT) {
+			if retry > 0 {
+				retry--
+				// The kernel retries from the same prev_key; a key deleted under it is
+				// skipped by get_next_key's restart.
+				prev = append(prev[:0], key...)
+				continue
+			}
+			err = fmt.Errorf("keys keep vanishing: %w", unix.EINTR)
+			break
+		}
+		if err != nil {
+			break
+		}
+		copy(a.Keys[int(cp)*ks:], key)
+		prev = append(prev[:0], key...)
+		retry = 3
+		cp++
+	}
+	a.Count = cp
+	if cp > 0 {
+		if len(a.OutBatch) < ks {
+			return fmt.Errorf("%s: out_batch shorter than key_size: %w", op, unix.EFAULT)
+		}
+		copy(a.OutBatch, prev)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// MapUpdateBatch is BPF_MAP_UPDATE_BATCH (kernel/bpf/syscall.c:generic_map_update_batch):
+// entries apply in order until the first error; Count says how many succeeded.
+func (p *Process) MapUpdateBatch(fd int, a *MapBatchAttr) error {
+	const op = "map update_batch"
+	m, err := p.batchMap(fd, a, modeWrite, op)
+	if err != nil {
+		return err
+	}
+	if !batchOps(m.Type).update {
+		return fmt.Errorf("%s: %s: %w", op, m.Type, errBatchNotSupp)
+	}
+	if err := checkElemFlags(a, op); err != nil {
+		return err
+	}
+	max := a.Count
+	if max == 0 {
+		return nil
+	}
+	a.Count = 0
+	ks, vs := int(m.KeySize), m.ValueBufSize()
+	var cp uint32
+	for ; cp < max; cp++ {
+		k, v := int(cp)*ks, int(cp)*vs
+		if k+ks > len(a.Keys) || v+vs > len(a.Values) {
+			err = fmt.Errorf("%s: element %d is past the keys or values buffer: %w", op, cp, unix.EFAULT)
+			break
+		}
+		if err = p.updateValue(m, a.Keys[k:k+ks], a.Values[v:v+vs], a.ElemFlags, op); err != nil {
+			break
+		}
+	}
+	a.Count = cp
+	return err
+}
+
+// MapDeleteBatch is BPF_MAP_DELETE_BATCH (kernel/bpf/syscall.c:generic_map_delete_batch).
+func (p *Process) MapDeleteBatch(fd int, a *MapBatchAttr) error {
+	const op = "map delete_batch"
+	m, err := p.batchMap(fd, a, modeWrite, op)
+	if err != nil {
+		return err
+	}
+	if !batchOps(m.Type).delete {
+		return fmt.Errorf("%s: %s: %w", op, m.Type, errBatchNotSupp)
+	}
+	if err := checkElemFlags(a, op); err != nil {
+		return err
+	}
+	max := a.Count
+	if max == 0 {
+		return nil
+	}
+	a.Count = 0
+	ks := int(m.KeySize)
+	var cp uint32
+	for ; cp < max; cp++ {
+		k := int(cp) * ks
+		if k+ks > len(a.Keys) {
+			err = fmt.Errorf("%s: element %d is past the keys buffer: %w", op, cp, unix.EFAULT)
+			break
+		}
+		if err = m.Delete(a.Keys[k : k+ks]); err != nil {
+			err = fmt.Errorf("%s: %w", op, err)
+			break
+		}
+	}
+	a.Count = cp
+	return err
+}
