@@ -29,6 +29,9 @@ type Cred struct {
 	UID, GID uint32
 	Groups   []uint32
 	Caps     Caps
+	// Umask is the process's file mode creation mask (current_umask()): pins it creates
+	// get 0600 &^ Umask (kernel/bpf/inode.c:bpf_obj_do_pin).
+	Umask uint32
 }
 
 // Root returns the credentials of uid 0 with every capability.
