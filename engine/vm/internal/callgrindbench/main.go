@@ -1,7 +1,7 @@
 // Command callgrindbench runs one VM benchmark loop once, for counting host
 // instructions with valgrind --tool=callgrind. Run it twice with different
 // -n and divide the difference in instructions ("Ir") by the difference in
-// executed eBPF instructions; see BENCHMARKS-vm.md.
+// executed eBPF instructions; see BENCHMARKS.md.
 package main
 
 import (
