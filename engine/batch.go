@@ -155,7 +155,8 @@ func htabBatch(m *objects.Map, b objects.BucketBatcher, a *MapBatchAttr, del boo
 }
 
 // genericLookupBatch is kernel/bpf/syscall.c:generic_map_lookup_batch: the token is a key; the
-// walk follows get_next_key and skips keys that vanish between get_next_key and lookup.
+// walk follows get_next_key and skips keys that vanish between get_next_key and lookup. On
+// reaching the end it returns get_next_key's ENOENT with the partial count.
 func genericLookupBatch(m *objects.Map, a *MapBatchAttr, op string) error {
 	if err := checkElemFlags(a, op); err != nil {
 		return err
@@ -181,30 +182,22 @@ func genericLookupBatch(m *objects.Map, a *MapBatchAttr, op string) error {
 	key := make([]byte, ks)
 	var err error
 	cp := uint32(0)
-	retry := 3 // MAP_LOOKUP_RETRIES
 	for cp < max {
 		if err = m.GetNextKey(prev, key); err != nil {
 			break
 		}
 		err = m.Lookup(key, a.Values[int(cp)*vs:int(cp+1)*vs])
-		if errors.Is(err, unix.ENOENT) {
-			if retry > 0 {
-				retry--
-				// The kernel retries from the same prev_key; a key deleted under it is
-				// skipped by get_next_key's restart.
-				prev = append(prev[:0], key...)
-				continue
-			}
-			err = fmt.Errorf("keys keep vanishing: %w", unix.EINTR)
-			break
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			// The kernel leaves batch.count at the 0 it wrote first.
+			return fmt.Errorf("%s: %w", op, err)
 		}
-		if err != nil {
-			break
+		if err == nil {
+			copy(a.Keys[int(cp)*ks:], key)
+			cp++
 		}
-		copy(a.Keys[int(cp)*ks:], key)
+		// A key deleted between get_next_key and lookup is skipped, and the walk goes on
+		// from it.
 		prev = append(prev[:0], key...)
-		retry = 3
-		cp++
 	}
 	a.Count = cp
 	if cp > 0 {
