@@ -1,0 +1,383 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpffs-fuse/bpffs-fuse/engine"
+)
+
+// Client is one connection to a daemon: a remote engine.Process. Its methods have the names
+// and signatures of engine.Process's, and return the daemon's errors as *Error values that
+// wrap the unix.Errno (errors.Is works). A Client is safe for concurrent use; concurrent calls
+// run concurrently in the daemon.
+type Client struct {
+	conn *net.UnixConn
+	ncpu int
+
+	wmu sync.Mutex
+	wb  []byte
+
+	nextID  atomic.Uint32
+	mu      sync.Mutex
+	pending map[uint32]chan frame
+	err     error // set when the connection is gone
+}
+
+// ErrClosed wraps the error calls return after the connection is gone.
+var ErrClosed = errors.New("control: connection closed")
+
+// Dial connects to the daemon's control socket at socketPath and performs the handshake. A
+// caller the daemon's policy refuses gets an error wrapping EPERM.
+func Dial(socketPath string) (*Client, error) {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socketPath, Net: "unix"})
+	if err != nil {
+		var en unix.Errno
+		if errors.As(err, &en) {
+			return nil, fmt.Errorf("connect %s: %w", socketPath, en)
+		}
+		return nil, err
+	}
+	hello := binary.LittleEndian.AppendUint32([]byte(Magic), Version)
+	if _, err := conn.Write(hello); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("control handshake: %w", err)
+	}
+	var w [welcomeLen]byte
+	if _, err := io.ReadFull(conn, w[:]); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("control handshake: %v: %w", err, unix.ECONNRESET)
+	}
+	if !bytes.Equal(w[:len(Magic)], []byte(Magic)) {
+		conn.Close()
+		return nil, fmt.Errorf("control handshake: %s is not a bpffs-fuse control socket: %w", socketPath, unix.EPROTO)
+	}
+	if st := unix.Errno(binary.LittleEndian.Uint32(w[len(Magic)+4:])); st != 0 {
+		conn.Close()
+		v := binary.LittleEndian.Uint32(w[len(Magic):])
+		if st == unix.EPERM {
+			return nil, &Error{Msg: "control: the daemon refused this user (not root, the mount's owner or in its control group): " + st.Error(), Errno: st}
+		}
+		return nil, &Error{Msg: fmt.Sprintf("control: daemon speaks protocol %d, we speak %d: %v", v, Version, st), Errno: st}
+	}
+	c := &Client{
+		conn:    conn,
+		ncpu:    int(binary.LittleEndian.Uint32(w[len(Magic)+8:])),
+		pending: map[uint32]chan frame{},
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+// NumPossibleCPUs is the daemon engine's num_possible_cpus(): the slots in a per-CPU value.
+func (c *Client) NumPossibleCPUs() int { return c.ncpu }
+
+// Exit closes the connection; the daemon closes every fd the client still has open, as
+// process exit does (engine.Process.Exit).
+func (c *Client) Exit() {
+	c.conn.Close()
+}
+
+func (c *Client) readLoop() {
+	r := bufio.NewReaderSize(c.conn, 64<<10)
+	var err error
+	for {
+		var f frame
+		f, err = readFrame(r)
+		if err != nil {
+			break
+		}
+		if f.op == OpError && f.id == 0 {
+			d := &dec{b: f.payload}
+			en := unix.Errno(d.u32())
+			err = &Error{Msg: d.str(), Errno: en}
+			break
+		}
+		c.mu.Lock()
+		ch := c.pending[f.id]
+		delete(c.pending, f.id)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- f
+		}
+	}
+	c.mu.Lock()
+	if errors.Is(err, net.ErrClosed) || err == io.EOF {
+		err = fmt.Errorf("%w: %w", ErrClosed, unix.ECONNRESET)
+	} else {
+		err = fmt.Errorf("%w: %v: %w", ErrClosed, err, unix.ECONNRESET)
+	}
+	c.err = err
+	for id, ch := range c.pending {
+		delete(c.pending, id)
+		close(ch)
+	}
+	c.mu.Unlock()
+	c.conn.Close()
+}
+
+// call sends one request and waits for its response. It returns the decoder positioned after
+// the status and the daemon's error (nil on success).
+func (c *Client) call(op uint16, payload func(*enc)) (*dec, error) {
+	id := c.nextID.Add(1)
+	if id == 0 {
+		id = c.nextID.Add(1)
+	}
+	ch := make(chan frame, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+
+	c.wmu.Lock()
+	e := enc{b: appendFrameHeader(c.wb[:0], id, op)}
+	payload(&e)
+	var err error
+	if len(e.b)-4 > MaxFrame {
+		err = fmt.Errorf("control: request of %d bytes exceeds the %d-byte frame limit: %w", len(e.b), MaxFrame, unix.E2BIG)
+	} else {
+		_, err = c.conn.Write(finishFrame(e.b))
+	}
+	if cap(e.b) <= 1<<20 {
+		c.wb = e.b
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if errors.Is(err, unix.E2BIG) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v: %w", ErrClosed, err, unix.ECONNRESET)
+	}
+	f, ok := <-ch
+	if !ok {
+		c.mu.Lock()
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	d := &dec{b: f.payload}
+	en := unix.Errno(d.u32())
+	msg := d.str()
+	if d.err != nil {
+		return nil, fmt.Errorf("control: short response: %w", unix.EBADMSG)
+	}
+	if en != 0 {
+		return d, &Error{Msg: msg, Errno: en}
+	}
+	return d, nil
+}
+
+// finish checks that a successful response decoded completely.
+func finish(d *dec, err error) error {
+	if err != nil {
+		return err
+	}
+	if derr := d.done(); derr != nil {
+		return fmt.Errorf("control: malformed response: %w", unix.EBADMSG)
+	}
+	return nil
+}
+
+// MapCreate is BPF_MAP_CREATE (engine.Process.MapCreate) in the daemon.
+func (c *Client) MapCreate(a *engine.MapCreateAttr) (int, error) {
+	d, err := c.call(OpMapCreate, func(e *enc) { encodeCreateAttr(e, a) })
+	if err != nil {
+		return -1, err
+	}
+	fd := int(d.u32())
+	return fd, finish(d, nil)
+}
+
+// MapLookupElem is BPF_MAP_LOOKUP_ELEM (engine.Process.MapLookupElem): value receives the
+// element (its contents are sent too: bloom_filter lookups read it).
+func (c *Client) MapLookupElem(fd int, key, value []byte, flags uint64) error {
+	return c.lookup(OpMapLookupElem, fd, key, value, flags)
+}
+
+// MapLookupAndDeleteElem is BPF_MAP_LOOKUP_AND_DELETE_ELEM (engine.Process.MapLookupAndDeleteElem).
+func (c *Client) MapLookupAndDeleteElem(fd int, key, value []byte, flags uint64) error {
+	return c.lookup(OpMapLookupAndDeleteElem, fd, key, value, flags)
+}
+
+func (c *Client) lookup(op uint16, fd int, key, value []byte, flags uint64) error {
+	d, err := c.call(op, func(e *enc) {
+		e.u32(uint32(fd))
+		e.bytes(key)
+		e.bytes(value)
+		e.u64(flags)
+	})
+	if err != nil {
+		return err
+	}
+	copy(value, d.bytes())
+	return finish(d, nil)
+}
+
+// MapUpdateElem is BPF_MAP_UPDATE_ELEM (engine.Process.MapUpdateElem).
+func (c *Client) MapUpdateElem(fd int, key, value []byte, flags uint64) error {
+	d, err := c.call(OpMapUpdateElem, func(e *enc) {
+		e.u32(uint32(fd))
+		e.bytes(key)
+		e.bytes(value)
+		e.u64(flags)
+	})
+	return finish(d, err)
+}
+
+// MapDeleteElem is BPF_MAP_DELETE_ELEM (engine.Process.MapDeleteElem).
+func (c *Client) MapDeleteElem(fd int, key []byte) error {
+	d, err := c.call(OpMapDeleteElem, func(e *enc) {
+		e.u32(uint32(fd))
+		e.bytes(key)
+	})
+	return finish(d, err)
+}
+
+// MapGetNextKey is BPF_MAP_GET_NEXT_KEY (engine.Process.MapGetNextKey); a nil key asks for
+// the first key.
+func (c *Client) MapGetNextKey(fd int, key, next []byte) error {
+	d, err := c.call(OpMapGetNextKey, func(e *enc) {
+		e.u32(uint32(fd))
+		e.bytes(key)
+		e.u32(uint32(len(next)))
+	})
+	if err != nil {
+		return err
+	}
+	copy(next, d.bytes())
+	return finish(d, nil)
+}
+
+// MapFreeze is BPF_MAP_FREEZE (engine.Process.MapFreeze).
+func (c *Client) MapFreeze(fd int) error {
+	d, err := c.call(OpMapFreeze, func(e *enc) { e.u32(uint32(fd)) })
+	return finish(d, err)
+}
+
+func (c *Client) batch(op uint16, fd int, a *engine.MapBatchAttr) error {
+	d, err := c.call(op, func(e *enc) {
+		e.u32(uint32(fd))
+		encodeBatchIn(e, a)
+	})
+	if d == nil {
+		return err
+	}
+	a.Count = d.u32()
+	copy(a.OutBatch, d.bytes())
+	copy(a.Keys, d.bytes())
+	copy(a.Values, d.bytes())
+	if derr := d.done(); derr != nil && err == nil {
+		return fmt.Errorf("control: malformed response: %w", unix.EBADMSG)
+	}
+	return err
+}
+
+// MapLookupBatch is BPF_MAP_LOOKUP_BATCH (engine.Process.MapLookupBatch).
+func (c *Client) MapLookupBatch(fd int, a *engine.MapBatchAttr) error {
+	return c.batch(OpMapLookupBatch, fd, a)
+}
+
+// MapLookupAndDeleteBatch is BPF_MAP_LOOKUP_AND_DELETE_BATCH.
+func (c *Client) MapLookupAndDeleteBatch(fd int, a *engine.MapBatchAttr) error {
+	return c.batch(OpMapLookupAndDeleteBatch, fd, a)
+}
+
+// MapUpdateBatch is BPF_MAP_UPDATE_BATCH (engine.Process.MapUpdateBatch).
+func (c *Client) MapUpdateBatch(fd int, a *engine.MapBatchAttr) error {
+	return c.batch(OpMapUpdateBatch, fd, a)
+}
+
+// MapDeleteBatch is BPF_MAP_DELETE_BATCH (engine.Process.MapDeleteBatch).
+func (c *Client) MapDeleteBatch(fd int, a *engine.MapBatchAttr) error {
+	return c.batch(OpMapDeleteBatch, fd, a)
+}
+
+// ObjPin is BPF_OBJ_PIN (engine.Process.ObjPin): path is absolute and inside one of the
+// daemon's mounts.
+func (c *Client) ObjPin(fd int, path string, fileFlags uint32) error {
+	d, err := c.call(OpObjPin, func(e *enc) {
+		e.u32(uint32(fd))
+		e.str(path)
+		e.u32(fileFlags)
+	})
+	return finish(d, err)
+}
+
+// ObjGet is BPF_OBJ_GET (engine.Process.ObjGet).
+func (c *Client) ObjGet(path string, fileFlags uint32) (int, error) {
+	d, err := c.call(OpObjGet, func(e *enc) {
+		e.str(path)
+		e.u32(fileFlags)
+	})
+	if err != nil {
+		return -1, err
+	}
+	fd := int(d.u32())
+	return fd, finish(d, nil)
+}
+
+// MapGetNextID is BPF_MAP_GET_NEXT_ID (engine.Process.MapGetNextID).
+func (c *Client) MapGetNextID(startID uint32) (uint32, error) {
+	d, err := c.call(OpMapGetNextID, func(e *enc) { e.u32(startID) })
+	if err != nil {
+		return 0, err
+	}
+	id := d.u32()
+	return id, finish(d, nil)
+}
+
+// MapGetFDByID is BPF_MAP_GET_FD_BY_ID (engine.Process.MapGetFDByID).
+func (c *Client) MapGetFDByID(id uint32, openFlags uint32) (int, error) {
+	d, err := c.call(OpMapGetFDByID, func(e *enc) {
+		e.u32(id)
+		e.u32(openFlags)
+	})
+	if err != nil {
+		return -1, err
+	}
+	fd := int(d.u32())
+	return fd, finish(d, nil)
+}
+
+// MapGetInfoByFD is BPF_OBJ_GET_INFO_BY_FD on a map fd (engine.Process.MapGetInfoByFD).
+func (c *Client) MapGetInfoByFD(fd int) (engine.MapInfo, error) {
+	d, err := c.call(OpObjGetInfoByFD, func(e *enc) { e.u32(uint32(fd)) })
+	if err != nil {
+		return engine.MapInfo{}, err
+	}
+	info := decodeInfo(d)
+	return info, finish(d, nil)
+}
+
+// Close is close(2) of fd in the daemon (engine.Process.Close). To close the connection,
+// use Exit.
+func (c *Client) Close(fd int) error {
+	d, err := c.call(OpClose, func(e *enc) { e.u32(uint32(fd)) })
+	return finish(d, err)
+}
+
+// Dup is dup(2) of fd in the daemon (engine.Process.Dup).
+func (c *Client) Dup(fd int) (int, error) {
+	d, err := c.call(OpDup, func(e *enc) { e.u32(uint32(fd)) })
+	if err != nil {
+		return -1, err
+	}
+	nfd := int(d.u32())
+	return nfd, finish(d, nil)
+}

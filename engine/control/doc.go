@@ -1,0 +1,59 @@
+// Package control serves an engine over a unix socket and gives Go programs in other processes
+// a client with the same calls as an in-process engine.Process.
+//
+// # Model
+//
+// One connection is one engine.Process (kernel terms: one process with its own fd table). The
+// fds a client opens live in the daemon; they are plain integers on the wire and close when
+// the client calls Close(fd), or all at once when the connection goes away (engine.Process.Exit,
+// like process exit on Linux).
+//
+// # Who may connect (Policy)
+//
+// The server reads the caller's credentials with SO_PEERCRED (uid, gid) and SO_PEERGROUPS
+// (supplementary groups) when a connection arrives. A caller is allowed when it is uid 0, the
+// mount's owner (Policy.OwnerUID, normally the uid that ran `bpffs-fuse mount`), or a member
+// (primary or supplementary) of Policy.GroupID when one was given at mount time
+// (`-o control_group=NAME|GID`). An allowed caller gets a Process with its uid, gid and groups
+// and every capability (engine.CapAll): the daemon is its users' kernel, and the policy, not
+// capabilities, is what keeps strangers out. Pins it creates are owned by its uid and gid, and
+// OBJ_GET checks file modes against them, as bpffs does. Everyone else gets the handshake
+// reply with errno EPERM and the connection is closed. The socket file itself is created with
+// mode 0660 (0666 when the mount allows other users) in a directory of mode 0755, so that
+// the kernel lets the policy's users reach it; the policy check is the authority.
+//
+// # Wire protocol, version 1
+//
+// All integers are little-endian.
+//
+// Handshake. The client sends 12 bytes: the magic "BPFFSCTL" and a u32 protocol version. The
+// server answers 20 bytes: the magic, the u32 version it speaks, a u32 errno (0: accepted;
+// EPERM: the caller is not allowed; EPROTONOSUPPORT: the client's version is not spoken) and
+// a u32 giving num_possible_cpus of the engine (per-CPU values hold that many slots). On a
+// non-zero errno the server closes the connection.
+//
+// Frames. After the handshake both sides exchange frames:
+//
+//	u32 len     bytes after this field (8 + payload), at most MaxFrame
+//	u32 id      request id chosen by the client; the response carries the same id
+//	u16 op      the bpf(2) command number (enum bpf_cmd) or one of OpClose, OpDup
+//	u16 flags   0
+//	payload     op-specific
+//
+// Requests on one connection run concurrently (up to MaxInFlight at a time); responses come
+// back in completion order, matched by id. A response payload starts with a u32 errno (0 on
+// success) and a string (the error text, empty on success), followed by the op's results.
+// Batch ops return their results (count, out_batch, keys, values) also on error, as the
+// kernel does.
+//
+// Field encodings inside payloads: u32 and u64 as is; bytes and strings as a u32 length and
+// the data, where length 0xffffffff stands for a nil slice (a NULL pointer in bpf(2), as in
+// MapGetNextKey's first-key request).
+//
+// Errors in the stream. A frame whose len is below 8 or above MaxFrame makes the server send
+// a response with id 0, op OpError and errno EMSGSIZE, then close the connection: the stream
+// can no longer be trusted. A well-framed request whose payload does not decode gets errno
+// EBADMSG; an unknown op gets EINVAL (as bpf(2) does for an unknown command); the connection
+// stays usable in both cases. Nothing a client sends can crash the server; FuzzDecodeFrame and
+// FuzzServe check this.
+package control

@@ -1,0 +1,434 @@
+package control
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpffs-fuse/bpffs-fuse/engine"
+)
+
+// Policy decides who may use the engine (see the package doc).
+type Policy struct {
+	// OwnerUID is the mount owner's uid: allowed besides root.
+	OwnerUID uint32
+	// GroupID, when HasGroup is set, is a group whose members are allowed.
+	GroupID  uint32
+	HasGroup bool
+}
+
+// PeerCred is what the kernel says about the other end of a unix socket.
+type PeerCred struct {
+	PID      int32
+	UID, GID uint32
+	Groups   []uint32
+}
+
+// Allows reports whether the policy admits the caller.
+func (p Policy) Allows(c PeerCred) bool {
+	if c.UID == 0 || c.UID == p.OwnerUID {
+		return true
+	}
+	if !p.HasGroup {
+		return false
+	}
+	if c.GID == p.GroupID {
+		return true
+	}
+	for _, g := range c.Groups {
+		if g == p.GroupID {
+			return true
+		}
+	}
+	return false
+}
+
+// Server serves one engine on any number of unix listeners.
+type Server struct {
+	eng    *engine.Engine
+	policy Policy
+	// Logf, when set, receives one line per refused or broken connection.
+	Logf func(format string, args ...any)
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[*net.UnixListener]struct{}
+	conns     map[*net.UnixConn]struct{}
+	wg        sync.WaitGroup
+}
+
+// NewServer returns a server for eng that admits callers by policy.
+func NewServer(eng *engine.Engine, policy Policy) *Server {
+	return &Server{
+		eng:       eng,
+		policy:    policy,
+		listeners: map[*net.UnixListener]struct{}{},
+		conns:     map[*net.UnixConn]struct{}{},
+	}
+}
+
+// Listen creates a unix socket at path with the given mode, replacing a stale socket file
+// left there by a daemon that died.
+func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("control socket %s is in use: %w", path, unix.EADDRINUSE)
+		}
+		os.Remove(path)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Serve accepts connections on l until l is closed or the server is closed.
+func (s *Server) Serve(l *net.UnixListener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return net.ErrClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// EMFILE and friends: back off instead of spinning.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay < time.Second {
+				delay *= 2
+			}
+			s.logf("control: accept: %v", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return nil
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Close stops every listener, drops every connection (closing their fds) and waits for the
+// connections' requests to finish.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.Logf != nil {
+		s.Logf(format, args...)
+	}
+}
+
+// peerCred reads SO_PEERCRED and SO_PEERGROUPS of c.
+func peerCred(c *net.UnixConn) (PeerCred, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return PeerCred{}, err
+	}
+	var pc PeerCred
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		uc, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err != nil {
+			serr = err
+			return
+		}
+		pc = PeerCred{PID: uc.Pid, UID: uc.Uid, GID: uc.Gid}
+		// SO_PEERGROUPS (Linux 4.13): the supplementary groups at connect time.
+		buf := make([]uint32, 64)
+		for range 3 {
+			n := uint32(len(buf) * 4)
+			_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+				uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
+			if e == unix.ERANGE {
+				buf = make([]uint32, n/4+1)
+				continue
+			}
+			if e == 0 {
+				pc.Groups = append([]uint32(nil), buf[:n/4]...)
+			}
+			break
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	return pc, err
+}
+
+// serveConn runs one connection: handshake, policy, then frames until the peer goes away.
+func (s *Server) serveConn(c *net.UnixConn) {
+	defer c.Close()
+	pc, err := peerCred(c)
+	if err != nil {
+		s.logf("control: SO_PEERCRED: %v", err)
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var hello [helloLen]byte
+	if _, err := io.ReadFull(c, hello[:]); err != nil {
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	status := unix.Errno(0)
+	switch {
+	case !bytes.Equal(hello[:len(Magic)], []byte(Magic)) ||
+		binary.LittleEndian.Uint32(hello[len(Magic):]) != Version:
+		status = unix.EPROTONOSUPPORT
+	case !s.policy.Allows(pc):
+		status = unix.EPERM
+		s.logf("control: refused pid %d uid %d gid %d: not root, the owner or in the control group", pc.PID, pc.UID, pc.GID)
+	}
+	welcome := append([]byte(Magic), make([]byte, 12)...)
+	binary.LittleEndian.PutUint32(welcome[len(Magic):], Version)
+	binary.LittleEndian.PutUint32(welcome[len(Magic)+4:], uint32(status))
+	binary.LittleEndian.PutUint32(welcome[len(Magic)+8:], uint32(s.eng.Config().NumPossibleCPUs))
+	if _, err := c.Write(welcome); err != nil || status != 0 {
+		return
+	}
+
+	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: engine.CapAll})
+	cs := &connState{conn: c, proc: proc, sem: make(chan struct{}, MaxInFlight)}
+	r := bufio.NewReaderSize(c, 64<<10)
+	for {
+		f, err := readFrame(r)
+		if err != nil {
+			if errors.Is(err, errFrameSize) {
+				cs.send(errorFrame(0, OpError, errFrameSize))
+				s.logf("control: pid %d: %v; closing", pc.PID, err)
+			}
+			break
+		}
+		cs.sem <- struct{}{}
+		cs.wg.Add(1)
+		go func() {
+			defer func() { <-cs.sem; cs.wg.Done() }()
+			cs.send(handle(proc, f))
+		}()
+	}
+	cs.wg.Wait()
+	proc.Exit()
+}
+
+type connState struct {
+	conn *net.UnixConn
+	proc *engine.Process
+	sem  chan struct{}
+	wg   sync.WaitGroup
+	wmu  sync.Mutex
+}
+
+func (cs *connState) send(b []byte) {
+	cs.wmu.Lock()
+	defer cs.wmu.Unlock()
+	cs.conn.Write(b)
+}
+
+// errorFrame is a response carrying only err.
+func errorFrame(id uint32, op uint16, err error) []byte {
+	e := enc{b: appendFrameHeader(nil, id, op)}
+	e.u32(uint32(errnoOf(err)))
+	e.str(err.Error())
+	return finishFrame(e.b)
+}
+
+// handle runs one request on proc and returns the response frame.
+func handle(proc *engine.Process, f frame) []byte {
+	d := &dec{b: f.payload}
+	e := &enc{b: appendFrameHeader(make([]byte, 0, 64), f.id, f.op)}
+	var err error
+	// results appends the op's results after the status; nil when there are none.
+	var results func()
+	// always marks ops whose results are sent also on error (batches).
+	always := false
+	if f.flags != 0 {
+		return errorFrame(f.id, f.op, fmt.Errorf("control: frame flags %#x: %w", f.flags, unix.EINVAL))
+	}
+	switch f.op {
+	case OpMapCreate:
+		a := decodeCreateAttr(d)
+		if err = d.done(); err == nil {
+			var fd int
+			fd, err = proc.MapCreate(a)
+			results = func() { e.u32(uint32(fd)) }
+		}
+	case OpMapLookupElem, OpMapLookupAndDeleteElem:
+		fd, key, value, flags := int(int32(d.u32())), d.bytes(), d.bytes(), d.u64()
+		if err = d.done(); err == nil {
+			if f.op == OpMapLookupElem {
+				err = proc.MapLookupElem(fd, key, value, flags)
+			} else {
+				err = proc.MapLookupAndDeleteElem(fd, key, value, flags)
+			}
+			results = func() { e.bytes(value) }
+		}
+	case OpMapUpdateElem:
+		fd, key, value, flags := int(int32(d.u32())), d.bytes(), d.bytes(), d.u64()
+		if err = d.done(); err == nil {
+			err = proc.MapUpdateElem(fd, key, value, flags)
+		}
+	case OpMapDeleteElem:
+		fd, key := int(int32(d.u32())), d.bytes()
+		if err = d.done(); err == nil {
+			err = proc.MapDeleteElem(fd, key)
+		}
+	case OpMapGetNextKey:
+		fd, key, nextLen := int(int32(d.u32())), d.bytes(), d.u32()
+		if err = d.done(); err == nil {
+			if nextLen > MaxFrame {
+				err = fmt.Errorf("control: next key length %d: %w", nextLen, unix.EINVAL)
+				break
+			}
+			next := make([]byte, nextLen)
+			err = proc.MapGetNextKey(fd, key, next)
+			results = func() { e.bytes(next) }
+		}
+	case OpMapFreeze:
+		fd := int(int32(d.u32()))
+		if err = d.done(); err == nil {
+			err = proc.MapFreeze(fd)
+		}
+	case OpMapLookupBatch, OpMapLookupAndDeleteBatch, OpMapUpdateBatch, OpMapDeleteBatch:
+		fd := int(int32(d.u32()))
+		a := decodeBatchIn(d)
+		if err = d.done(); err == nil {
+			switch f.op {
+			case OpMapLookupBatch:
+				err = proc.MapLookupBatch(fd, a)
+			case OpMapLookupAndDeleteBatch:
+				err = proc.MapLookupAndDeleteBatch(fd, a)
+			case OpMapUpdateBatch:
+				err = proc.MapUpdateBatch(fd, a)
+			default:
+				err = proc.MapDeleteBatch(fd, a)
+			}
+			always = true
+			results = func() {
+				e.u32(a.Count)
+				e.bytes(a.OutBatch)
+				// Keys and values go back only where the kernel writes them.
+				if f.op == OpMapLookupBatch || f.op == OpMapLookupAndDeleteBatch {
+					e.bytes(a.Keys)
+					e.bytes(a.Values)
+				} else {
+					e.bytes(nil)
+					e.bytes(nil)
+				}
+			}
+		}
+	case OpObjPin:
+		fd, path, flags := int(int32(d.u32())), d.str(), d.u32()
+		if err = d.done(); err == nil {
+			err = proc.ObjPin(fd, path, flags)
+		}
+	case OpObjGet:
+		path, flags := d.str(), d.u32()
+		if err = d.done(); err == nil {
+			var fd int
+			fd, err = proc.ObjGet(path, flags)
+			results = func() { e.u32(uint32(fd)) }
+		}
+	case OpMapGetNextID:
+		start := d.u32()
+		if err = d.done(); err == nil {
+			var id uint32
+			id, err = proc.MapGetNextID(start)
+			results = func() { e.u32(id) }
+		}
+	case OpMapGetFDByID:
+		id, flags := d.u32(), d.u32()
+		if err = d.done(); err == nil {
+			var fd int
+			fd, err = proc.MapGetFDByID(id, flags)
+			results = func() { e.u32(uint32(fd)) }
+		}
+	case OpObjGetInfoByFD:
+		fd := int(int32(d.u32()))
+		if err = d.done(); err == nil {
+			var info engine.MapInfo
+			info, err = proc.MapGetInfoByFD(fd)
+			results = func() { encodeInfo(e, &info) }
+		}
+	case OpClose:
+		fd := int(int32(d.u32()))
+		if err = d.done(); err == nil {
+			err = proc.Close(fd)
+		}
+	case OpDup:
+		fd := int(int32(d.u32()))
+		if err = d.done(); err == nil {
+			var nfd int
+			nfd, err = proc.Dup(fd)
+			results = func() { e.u32(uint32(nfd)) }
+		}
+	default:
+		err = fmt.Errorf("control: unknown op %d: %w", f.op, unix.EINVAL)
+	}
+	if err != nil {
+		e.u32(uint32(errnoOf(err)))
+		e.str(err.Error())
+		if always && results != nil {
+			results()
+		}
+		return finishFrame(e.b)
+	}
+	e.u32(0)
+	e.str("")
+	if results != nil {
+		results()
+	}
+	return finishFrame(e.b)
+}
