@@ -357,7 +357,7 @@ func TestMalformedFrames(t *testing.T) {
 }
 
 func TestPolicy(t *testing.T) {
-	p := Policy{OwnerUID: 1000, GroupID: 50, HasGroup: true}
+	p := Policy{OwnerUIDs: []uint32{1000}, GroupID: 50, HasGroup: true}
 	for _, tc := range []struct {
 		c    PeerCred
 		want bool
@@ -373,7 +373,7 @@ func TestPolicy(t *testing.T) {
 			t.Errorf("Allows(%+v) = %v", tc.c, got)
 		}
 	}
-	if (Policy{OwnerUID: 1000}).Allows(PeerCred{UID: 1001, GID: 50}) {
+	if (Policy{OwnerUIDs: []uint32{1000}}).Allows(PeerCred{UID: 1001, GID: 50}) {
 		t.Error("no group configured, gid 50 allowed")
 	}
 }
@@ -384,7 +384,7 @@ func TestUnauthorizedUIDRefused(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run a child as uid 65534")
 	}
-	_, path := startServer(t, Policy{OwnerUID: 0})
+	_, path := startServer(t, Policy{OwnerUIDs: []uint32{0}})
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

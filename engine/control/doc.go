@@ -12,7 +12,7 @@
 //
 // The server reads the caller's credentials with SO_PEERCRED (uid, gid) and SO_PEERGROUPS
 // (supplementary groups) when a connection arrives. A caller is allowed when it is uid 0, the
-// mount's owner (Policy.OwnerUID, normally the uid that ran `bpffs-fuse mount`), or a member
+// mount's owner or the daemon's own uid (Policy.OwnerUIDs: uid= of the mount, by default the uid that ran `bpffs-fuse mount`), or a member
 // (primary or supplementary) of Policy.GroupID when one was given at mount time
 // (`-o control_group=NAME|GID`). An allowed caller gets a Process with its uid, gid and groups
 // and every capability (engine.CapAll): the daemon is its users' kernel, and the policy, not

@@ -20,8 +20,9 @@ import (
 
 // Policy decides who may use the engine (see the package doc).
 type Policy struct {
-	// OwnerUID is the mount owner's uid: allowed besides root.
-	OwnerUID uint32
+	// OwnerUIDs are allowed besides root: the mount's owner (uid= at mount time) and the
+	// uid the daemon runs as.
+	OwnerUIDs []uint32
 	// GroupID, when HasGroup is set, is a group whose members are allowed.
 	GroupID  uint32
 	HasGroup bool
@@ -36,8 +37,13 @@ type PeerCred struct {
 
 // Allows reports whether the policy admits the caller.
 func (p Policy) Allows(c PeerCred) bool {
-	if c.UID == 0 || c.UID == p.OwnerUID {
+	if c.UID == 0 {
 		return true
+	}
+	for _, u := range p.OwnerUIDs {
+		if c.UID == u {
+			return true
+		}
 	}
 	if !p.HasGroup {
 		return false
