@@ -1,0 +1,113 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// shCase is one shell command line run on both trees, in the case directory, from the same
+// starting state.
+type shCase struct {
+	name   string
+	setup  []string
+	script string
+}
+
+// shCases drive the filesystem with the real tools a user would type (coreutils, sh builtins), so
+// the comparison covers their exit status and the errno text they print, not only the syscalls.
+var shCases = []shCase{
+	{"mkdir", nil, "mkdir x"},
+	{"mkdir-p", nil, "mkdir -p x/y/z"},
+	{"mkdir-m", nil, "mkdir -m 0700 x"},
+	{"mkdir-exists", dirA, "mkdir a"},
+	{"mkdir-dot-prefix", nil, "mkdir .x"},
+	{"mkdir-dotted", nil, "mkdir a.b"},
+	{"mkdir-p-dotted", nil, "mkdir -p x/a.b/c"},
+	{"rmdir", dirA, "rmdir a"},
+	{"rmdir-non-empty", []string{"d a", "p a/m"}, "rmdir a"},
+	{"rmdir-pin", pinM, "rmdir m"},
+	{"rm-pin", pinM, "rm m"},
+	{"rm-f-missing", nil, "rm -f x"},
+	{"rm-missing", nil, "rm x"},
+	{"rm-dotted-missing", nil, "rm x.y"},
+	{"rm-f-dotted-missing", nil, "rm -f x.y"},
+	{"rm-dir", dirA, "rm a"},
+	{"rm-r-tree", []string{"d a", "d a/b", "p a/m", "p a/b/n", "s a/l m"}, "rm -r a"},
+	{"rm-rf-tree", []string{"d a", "d a/b", "p a/b/n", "m a/b 0"}, "rm -rf a"},
+	{"mv-pin", pinM, "mv m x"},
+	{"mv-pin-over-pin", pinMN, "mv m n"},
+	{"mv-pin-dotted", pinM, "mv m a.b"},
+	{"mv-pin-into-dir", []string{"p m", "d a"}, "mv m a"},
+	{"mv-pin-into-dir-slash", []string{"p m", "d a"}, "mv m a/"},
+	{"mv-dir-into-itself", []string{"d a", "d a/b"}, "mv a a/b"},
+	{"mv-dir-over-non-empty", []string{"d a", "d b", "d b/a", "p b/a/m"}, "mv a b"},
+	{"mv-n", pinMN, "mv -n m n; echo $?"},
+	{"mv-T-exists-dir", []string{"d a", "d b", "p b/m"}, "mv -T a b"},
+	{"ln-pin", pinM, "ln m l"},
+	{"ln-dir", dirA, "ln a l"},
+	{"ln-exists", pinMN, "ln m n"},
+	{"ln-f", pinMN, "ln -f m n"},
+	{"ln-dotted", pinM, "ln m a.b"},
+	{"ln-s", nil, "ln -s a.b s"},
+	{"ln-s-dotted-name", nil, "ln -s x a.b"},
+	{"ln-s-exists", pinM, "ln -s x m"},
+	{"ln-sf", []string{"s s x"}, "ln -sf y s"},
+	{"ln-s-into-dir", dirA, "ln -s ../x a"},
+	{"touch-new", nil, "touch x"},
+	{"touch-existing-pin", pinM, "touch m"},
+	{"touch-existing-dir", dirA, "touch a"},
+	{"touch-c-missing", nil, "touch -c x"},
+	{"touch-dotted", nil, "touch x.y"},
+	{"touch-d", pinM, "touch -d @1000000000 m && stat -c '%Y %X' m"},
+	{"redirect-new", nil, "echo hi > x"},
+	{"redirect-dir", dirA, "echo hi > a"},
+	{"redirect-dotted", nil, "echo hi > x.y"},
+	{"mkfifo", nil, "mkfifo f"},
+	{"mknod-c", nil, "mknod q c 1 3"},
+	{"mknod-p", nil, "mknod q p"},
+	{"chmod-pin", pinM, "chmod 644 m"},
+	{"chmod-R", []string{"d a", "p a/m", "d a/b"}, "chmod -R go+rx a"},
+	{"chown-pin", pinM, "chown 1:2 m"},
+	{"chown-h-symlink", []string{"s s m"}, "chown -h 3:4 s"},
+	{"chgrp-dir", dirA, "chgrp 5 a"},
+	{"ls-la", []string{"d a", "p m", "h l m", "s s a.b", "m a 0750"}, "ls -la --time-style=+"},
+	{"ls-R", []string{"d a", "d a/b", "p a/m", "p a/b/n"}, "ls -R"},
+	{"stat-f", nil, "stat -f -c '%s %S %l %b %f %a %c %d' ."},
+	{"find", []string{"d a", "d a/b", "p a/m", "s a/b/l ../m"}, "find . -printf '%p %y %M %n %U %G %l\\n' | sort"},
+	{"readlink", []string{"s s a.b/c"}, "readlink s"},
+	{"umask-077-mkdir", nil, "umask 077 && mkdir x"},
+}
+
+// shResultOn runs one shell case on one tree.
+func shResultOn(t *testing.T, tr *fsTree, i int, c shCase) string {
+	dir := filepath.Join(tr.root, fmt.Sprintf("s%03d", i))
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatalf("%s: %v", tr.name, err)
+	}
+	applySetup(t, tr, dir, c.setup)
+	before := snapshot(t, dir)
+	tick()
+	r := sh(t, dir, "umask 022; "+c.script)
+	after := snapshot(t, dir)
+	return fmt.Sprintf("exit %d\nstdout:\n%sstderr:\n%s--\n%s", r.Code, r.Stdout, r.Stderr, render(before, after, nil))
+}
+
+// TestFSDiffShell runs every shCase with sh -c on a kernel bpffs and on bpffs-fuse and compares exit
+// status, stdout, stderr (so the errno text coreutils prints) and the resulting tree.
+func TestFSDiffShell(t *testing.T) {
+	k := kernelTree(t, "")
+	o := oursTree(t)
+	withUmask(0o022, func() {
+		for i, c := range shCases {
+			t.Run(c.name, func(t *testing.T) {
+				want := shResultOn(t, k, i, c)
+				got := shResultOn(t, o, i, c)
+				if got != want {
+					t.Errorf("%s\nkernel:\n%s\nours:\n%s", c.script, want, got)
+				}
+			})
+		}
+	})
+}
