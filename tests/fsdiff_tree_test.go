@@ -39,10 +39,47 @@ func kernelTree(t testing.TB, opts string) *fsTree {
 	return &fsTree{name: "kernel", root: mountKernelBPFFS(t, opts), pinErr: kernelPinErr, getErr: kernelGetErr}
 }
 
-// oursTree mounts a fresh bpffs-fuse with the given mount arguments; pins are made with the CLI.
+// oursTree mounts a fresh bpffs-fuse with the given mount arguments. Pins are made with the CLI
+// (bpffs-fuse map create PATH ..., under the umask given) once it has that subcommand, else through
+// the daemon's control socket (MapCreate + ObjPin, as a Go program would).
 func oursTree(t testing.TB, args ...string) *fsTree {
-	requireOursPin(t)
-	return &fsTree{name: "ours", root: mountFS(t, args...), pinErr: oursPinErr, getErr: oursGetErr}
+	requireDaemon(t)
+	root := mountFS(t, args...)
+	tr := &fsTree{name: "ours", root: root, pinErr: oursPinErr, getErr: oursGetErr}
+	if !oursHaveCLI() {
+		s := controlObjSide(oursControl(t, root))
+		tr.pinErr = func(path string, umask int) error {
+			fd, err := s.create()
+			if err != nil {
+				return fmt.Errorf("map create: %w", err)
+			}
+			defer s.close(fd)
+			return s.pin(fd, path, 0)
+		}
+		tr.getErr = func(path string) error {
+			fd, err := s.get(path, 0)
+			if err == nil {
+				s.close(fd)
+			}
+			return err
+		}
+	}
+	return tr
+}
+
+// requireDaemon skips while the binary has no mount subcommand (the daemon is being built).
+func requireDaemon(t testing.TB) {
+	t.Helper()
+	out, _ := exec.Command(bin, "help").CombinedOutput()
+	if !strings.Contains(string(out), "\n  mount ") {
+		t.Skip("bpffs-fuse has no mount subcommand yet")
+	}
+}
+
+// oursHaveCLI reports whether the CLI can create pinned maps (the map subcommand exists).
+func oursHaveCLI() bool {
+	out, _ := exec.Command(bin, "map", "help").CombinedOutput()
+	return strings.Contains(string(out), "create")
 }
 
 // oursPinErr creates a small hash map pinned at path with the CLI, under the given umask.
