@@ -721,3 +721,32 @@ func (t *Tree) Touch(n *Node, atime, mtime bool) {
 		n.mtime, n.ctime = now, now
 	}
 }
+
+// PathOf returns the names leading from the root to directory dir (nil for the root), or
+// nil and false if dir is no longer in the tree.
+func (t *Tree) PathOf(dir *Node) ([]string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var names []string
+	for d := dir; d != t.root; d = d.parent {
+		p := d.parent
+		if p == nil || d.nlink == 0 {
+			return nil, false
+		}
+		found := false
+		for name, c := range p.children {
+			if c == d {
+				names = append(names, name)
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, false
+		}
+	}
+	for i, j := 0, len(names)-1; i < j; i, j = i+1, j-1 {
+		names[i], names[j] = names[j], names[i]
+	}
+	return names, true
+}

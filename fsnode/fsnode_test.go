@@ -1,0 +1,108 @@
+package fsnode
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bpffs-fuse/bpffs-fuse/engine"
+	"github.com/bpffs-fuse/bpffs-fuse/objects"
+)
+
+func requireFUSE(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/fuse"); err != nil || os.Geteuid() != 0 {
+		reason := "FUSE unavailable: needs /dev/fuse and root"
+		if os.Getenv("BPFFS_REQUIRE_FUSE") == "1" {
+			t.Fatal(reason)
+		}
+		t.Skip(reason)
+	}
+}
+
+// mountTest mounts a bpffs in a temp dir with an in-process engine.
+func mountTest(t *testing.T) (*Server, *engine.Process) {
+	t.Helper()
+	requireFUSE(t)
+	eng := engine.New(engine.Config{MemoryLimit: 256 << 20})
+	dir := t.TempDir()
+	s, err := Mount(dir, Config{Engine: eng, Mode: 0o777})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Unmount(); err != nil {
+			t.Error(err)
+		}
+	})
+	p := eng.NewProcess(engine.Root())
+	t.Cleanup(p.Exit)
+	return s, p
+}
+
+func sh(t *testing.T, dir, script string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustSh(t *testing.T, dir, script string) string {
+	t.Helper()
+	out, err := sh(t, dir, script)
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+	return out
+}
+
+func TestPinAppearsAndCatEcho(t *testing.T) {
+	s, p := mountTest(t)
+	fd, err := p.MapCreate(&engine.MapCreateAttr{MapType: objects.MapTypeHash, KeySize: 4, ValueSize: 8, MaxEntries: 16, MapName: "counters"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Look the name up first, so that a stale negative entry would show.
+	if _, err := os.Stat(filepath.Join(s.Dir, "m")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat before pin: %v", err)
+	}
+	if err := p.ObjPin(fd, filepath.Join(s.Dir, "m"), 0); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(s.Dir, "m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o600 || fi.Size() != 0 {
+		t.Fatalf("pin mode %v size %d", fi.Mode(), fi.Size())
+	}
+	mustSh(t, s.Dir, "echo '1 42' > m && printf '2 7\\n3 8\\n' >> m")
+	out := mustSh(t, s.Dir, "cat m")
+	if !strings.HasPrefix(out, "# hash name counters key 4 value 8 max_entries 16\n") ||
+		!strings.Contains(out, "\n01 00 00 00: 2a 00 00 00 00 00 00 00\n") || strings.Count(out, "\n") != 4 {
+		t.Fatalf("cat m:\n%s", out)
+	}
+	var v [8]byte
+	if err := p.MapLookupElem(fd, []byte{3, 0, 0, 0}, v[:], 0); err != nil || v[0] != 8 {
+		t.Fatalf("lookup 3: %v %v", v, err)
+	}
+	// A failing line: the error is kept in the xattr.
+	if out, err := sh(t, s.Dir, "bash -c 'echo insert 1 5 > m'"); err == nil || !strings.Contains(out, "File exists") {
+		t.Fatalf("insert existing: %v %s", err, out)
+	}
+	xa := mustSh(t, s.Dir, "getfattr --only-values -n user.bpffs.error m")
+	if !strings.Contains(xa, `line 1: "insert 1 5"`) || !strings.Contains(xa, "EEXIST") {
+		t.Fatalf("xattr: %q", xa)
+	}
+	// Unlink through FUSE drops the pin.
+	mustSh(t, s.Dir, "rm m")
+	if _, err := p.ObjGet(filepath.Join(s.Dir, "m"), 0); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("get after rm: %v", err)
+	}
+}
