@@ -22,6 +22,9 @@ type command struct {
 
 var commands = map[string]command{}
 
+// leadingOptions, when set, runs a command line that starts with an option.
+var leadingOptions func(args []string) int
+
 func register(name, summary string, run func(args []string) int) {
 	if _, dup := commands[name]; dup {
 		panic("bpffs-fuse: subcommand registered twice: " + name)
@@ -56,6 +59,10 @@ func run(args []string) int {
 		return 0
 	}
 	c, ok := commands[args[0]]
+	if !ok && strings.HasPrefix(args[0], "-") && leadingOptions != nil {
+		// bpftool-style options before the object (bpffs-fuse -j map show).
+		return leadingOptions(args)
+	}
 	if !ok {
 		fmt.Fprintf(os.Stderr, "Error: unrecognized object '%s'\n", args[0])
 		usage()
