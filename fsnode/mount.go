@@ -1,8 +1,10 @@
 package fsnode
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
+	"sync"
 
 	"golang.org/x/sys/unix"
 	"io"
@@ -34,6 +36,8 @@ type Config struct {
 	ControlSocket string
 	// Logger receives the daemon's log; nil discards it.
 	Logger *slog.Logger
+	// PID is what the root's user.bpffs.pid xattr answers (the daemon's pid); 0 for none.
+	PID int
 	// Debug logs every FUSE request (go-fuse's debug output, to the Logger's writer: stderr).
 	Debug bool
 }
@@ -45,6 +49,7 @@ type Server struct {
 	Tree *pinning.Tree
 	eng  *engine.Engine
 	fs   *FS
+	once sync.Once
 }
 
 // Mount mounts a bpffs on dir and starts serving it: as root with a direct mount(2), else
@@ -60,7 +65,7 @@ func Mount(dir string, cfg Config) (*Server, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	tree := pinning.New(pinning.Options{Mode: cfg.Mode, UID: cfg.UID, GID: cfg.GID, MountDir: dir, Preload: true})
-	f := &FS{eng: cfg.Engine, proc: cfg.Engine.NewProcess(engine.Root()), tree: tree, control: cfg.ControlSocket, log: log}
+	f := &FS{eng: cfg.Engine, proc: cfg.Engine.NewProcess(engine.Root()), tree: tree, control: cfg.ControlSocket, log: log, pid: cfg.PID}
 	root := &Node{fs: f, n: tree.Root()}
 	f.root = root
 	entry := entryTimeout
@@ -117,15 +122,17 @@ func (f *FS) rootInode() *fs.Inode {
 // Close unregisters the mount from the engine, unpins everything (as unmounting a bpffs
 // does) and closes the daemon's fds. Call it after the server has stopped.
 func (s *Server) Close() {
-	s.eng.RemoveMount(s.Dir)
-	s.Tree.Close()
-	s.fs.proc.Exit()
+	s.once.Do(func() {
+		s.eng.RemoveMount(s.Dir)
+		s.Tree.Close()
+		s.fs.proc.Exit()
+	})
 }
 
 // Unmount unmounts and stops serving, then Close. A busy mount is detached lazily.
 func (s *Server) Unmount() error {
 	err := s.Server.Unmount()
-	if err != nil && strings.Contains(err.Error(), "busy") {
+	if err != nil && (errors.Is(err, unix.EBUSY) || strings.Contains(err.Error(), "busy")) {
 		err = UnmountDir(s.Dir, true)
 	}
 	s.Wait()

@@ -25,6 +25,7 @@ package fsnode
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -44,6 +45,8 @@ const (
 	// XattrError, on a map file, is the text of the last failed write: line number, line
 	// and reason.
 	XattrError = "user.bpffs.error"
+	// XattrPID, on the mount root, is the daemon's process id (bpffs-fuse umount waits for it).
+	XattrPID = "user.bpffs.pid"
 )
 
 // entryTimeout is how long the kernel may cache names and directory attributes. Object
@@ -59,6 +62,7 @@ type FS struct {
 	control string
 	log     *slog.Logger
 	root    *Node
+	pid     int
 }
 
 // Node is one file, directory or symlink of the mount.
@@ -152,9 +156,11 @@ func (n *Node) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if err != nil {
 		return nil, errno(err)
 	}
-	list := make([]fuse.DirEntry, len(es))
-	for i, e := range es {
-		list[i] = fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode}
+	list := make([]fuse.DirEntry, 0, len(es)+2)
+	list = append(list, fuse.DirEntry{Name: ".", Ino: n.n.Ino(), Mode: unix.S_IFDIR},
+		fuse.DirEntry{Name: "..", Ino: n.fs.tree.ParentIno(n.n), Mode: unix.S_IFDIR})
+	for _, e := range es {
+		list = append(list, fuse.DirEntry{Name: e.Name, Ino: e.Ino, Mode: e.Mode})
 	}
 	return fs.NewListDirStream(list), 0
 }
@@ -299,6 +305,8 @@ func (n *Node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	switch {
 	case attr == XattrControl && n.n.Ino() == pinning.RootIno && n.fs.control != "":
 		val = n.fs.control
+	case attr == XattrPID && n.n.Ino() == pinning.RootIno && n.fs.pid != 0:
+		val = strconv.Itoa(n.fs.pid)
 	case attr == XattrError && n.n.Kind() == pinning.KindObject:
 		s, ok := n.n.Note()
 		if !ok {

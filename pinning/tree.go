@@ -750,3 +750,13 @@ func (t *Tree) PathOf(dir *Node) ([]string, bool) {
 	}
 	return names, true
 }
+
+// ParentIno returns the inode number of dir's parent (the root's own for the root).
+func (t *Tree) ParentIno(dir *Node) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if dir.parent == nil {
+		return dir.ino
+	}
+	return dir.parent.ino
+}
