@@ -87,11 +87,11 @@ func (t *tool) mapHelp(args []string) int {
                  cgroup_storage | reuseport_sockarray | percpu_cgroup_storage |
                  queue | stack | sk_storage | struct_ops | ringbuf | inode_storage |
                  task_storage | bloom_filter | user_ringbuf }
-       OPTIONS := { {-j|--json} [{-p|--pretty}] | {-f|--bpffs} | {-n|--nomount} |
-                    --mount DIR }
-
-       Paths name files on a bpffs-fuse mount; id and name use the daemon of --mount DIR,
-       else $BPFFS_MOUNT, else the only mount. event_pipe is not supported yet.
+       OPTIONS := { {-j|--json} [{-p|--pretty}] | {-d|--debug} | {-l|--legacy} |
+                    {-f|--bpffs} | {-n|--nomount} }
+       --mount DIR: the mount whose daemon id- and name-based commands use (else
+                    $BPFFS_MOUNT, else the only bpffs-fuse mount); paths find their mount.
+       event_pipe is not supported yet; -d and -l are accepted and ignored.
 `, "%B", "bpffs-fuse"))
 	return 0
 }
@@ -126,7 +126,14 @@ func (t *tool) openPinned(path string, quiet bool) (int, error) {
 	fd, err := c.ObjGet(rp, 0)
 	if err != nil {
 		if !quiet {
-			t.perr("bpf obj get (%s): %s", path, strerror(err))
+			msg := strerror(err)
+			// common.c:open_obj_pinned: EACCES where the parent is not a bpffs.
+			if errors.Is(err, unix.EACCES) {
+				if _, _, perr := mountOf(filepath.Dir(rp)); perr != nil {
+					msg = "directory not in bpf file system (bpffs)"
+				}
+			}
+			t.perr("bpf obj get (%s): %s", path, msg)
 		}
 		return -1, err
 	}
