@@ -75,8 +75,7 @@ func Mount(dir string, cfg Config) (*Server, error) {
 		AttrTimeout:     &entry,
 		NegativeTimeout: &zero,
 		RootStableAttr:  &fs.StableAttr{Ino: pinning.RootIno},
-		UID:             cfg.UID,
-		GID:             cfg.GID,
+		// Options.UID/GID stay 0: go-fuse would report them for every node owned by root.
 		MountOptions: fuse.MountOptions{
 			Name:              "bpffs-fuse",
 			FsName:            "bpffs",
