@@ -144,9 +144,12 @@ func htabBatch(m *objects.Map, b objects.BucketBatcher, a *MapBatchAttr, del boo
 	}
 	n, next, err := b.LookupBatch(bucket, a.Keys, a.Values, int(max), del)
 	a.Count = uint32(n)
-	if errors.Is(err, unix.ENOSPC) && n == 0 {
+	if errors.Is(err, unix.ENOENT) && n == 0 && next == bucket {
+		// in_batch >= n_buckets: the kernel returns ENOENT before the walk and leaves
+		// out_batch alone (a walk that ends always reports next = n_buckets > in_batch).
 		return fmt.Errorf("%s: %w", op, err)
 	}
+	// The kernel writes out_batch on ENOSPC too (the bucket that did not fit).
 	binary.LittleEndian.PutUint32(a.OutBatch, next)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)

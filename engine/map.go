@@ -214,6 +214,15 @@ func (p *Process) MapLookupElem(fd int, key, value []byte, flags uint64) error {
 	if key, err = copyKey(m, key, op); err != nil {
 		return err
 	}
+	if value == nil && m.Type != objects.MapTypeBloomFilter {
+		// map_lookup_elem looks up into a kernel buffer and copies it out afterwards: with
+		// a NULL value pointer a missing key is ENOENT and a hit EFAULT. (A bloom filter's
+		// value is an input, copied in first: EFAULT before the lookup. A short non-nil
+		// slice has no kernel equivalent and is EFAULT at once.)
+		if err := m.Lookup(key, make([]byte, m.ValueBufSize())); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
 	if value, err = valueBuf(m, value, op); err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func init() {
 // arrayAllocCheck is kernel/bpf/arraymap.c:array_map_alloc_check.
 func arrayAllocCheck(attr *MapAttr) error {
 	percpu := attr.MapType == MapTypePercpuArray
-	numa := attr.MapFlags&FNumaNode != 0
+	numa := numaNode(attr) // bpf_map_attr_numa_node(attr) != NUMA_NO_NODE
 	switch {
 	case attr.MaxEntries == 0 || attr.KeySize != 4 || attr.ValueSize == 0 ||
 		attr.MapFlags&^arrayCreateFlags != 0 || !flagsAccessOK(attr.MapFlags) || percpu && numa:

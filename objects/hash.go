@@ -33,7 +33,8 @@ const (
 
 func init() {
 	for _, t := range []MapType{MapTypeHash, MapTypePercpuHash, MapTypeLRUHash, MapTypeLRUPercpuHash} {
-		registerMapType(t, &mapType{allocCheck: htabAllocCheck, alloc: htabAlloc, memUsage: htabMemUsage})
+		registerMapType(t, &mapType{allocCheck: htabAllocCheck, allocAttrCheck: htabAllocAttrCheck,
+			alloc: htabAlloc, memUsage: htabMemUsage})
 	}
 }
 
@@ -46,7 +47,7 @@ func htabAllocCheck(attr *MapAttr) error {
 	lru := attr.MapType == MapTypeLRUHash || attr.MapType == MapTypeLRUPercpuHash
 	prealloc := attr.MapFlags&FNoPrealloc == 0
 	percpuLRU := attr.MapFlags&FNoCommonLRU != 0
-	numa := attr.MapFlags&FNumaNode != 0
+	numa := numaNode(attr) // bpf_map_attr_numa_node(attr) != NUMA_NO_NODE
 	switch {
 	case attr.MapFlags&FZeroSeed != 0 && !attr.Capable:
 		return fmt.Errorf("BPF_F_ZERO_SEED needs CAP_SYS_ADMIN: %w", unix.EPERM)
@@ -64,6 +65,17 @@ func htabAllocCheck(attr *MapAttr) error {
 		return fmt.Errorf("key_size + value_size too large: %w", unix.E2BIG)
 	case percpu && roundUp8(int(attr.ValueSize)) > pcpuMinUnitSize:
 		return fmt.Errorf("per-CPU value_size larger than %d: %w", pcpuMinUnitSize, unix.E2BIG)
+	}
+	return nil
+}
+
+// htabAllocAttrCheck is the max_entries check at the start of kernel/bpf/hashtab.c:htab_map_alloc
+// (after the NO_COMMON_LRU rounding, before anything is allocated): more than 2^31 entries is
+// E2BIG, whatever memory would be left.
+func htabAllocAttrCheck(attr *MapAttr) error {
+	m := &Map{MaxEntries: attr.MaxEntries, Flags: attr.MapFlags, NumCPUs: max(attr.NumPossibleCPUs, 1)}
+	if n := htabMaxEntries(m); n > 1<<31 {
+		return fmt.Errorf("max_entries %d larger than 2^31: %w", n, unix.E2BIG)
 	}
 	return nil
 }
@@ -306,9 +318,11 @@ func (h *htab) update(key, value []byte, flags uint64) error {
 			h.onRemove(e[h.valOff : h.valOff+h.valSize])
 		}
 		copy(e[h.valOff:h.valOff+h.valSize], value)
-		// Percpu maps update in place (pcpu_copy_value); the others insert a new element at
+		// Percpu maps update in place (pcpu_copy_value), and so does hash_of_maps since
+		// Linux 6.16 (hashtab.c:bpf_fd_htab_map_update_elem → htab_map_update_elem_in_place,
+		// "bpf: Support atomic update for htab of maps"); the others insert a new element at
 		// the head of the bucket and unlink the old one.
-		if !h.m.IsPercpu() && prev != 0 {
+		if !h.m.IsPercpu() && h.m.Type != MapTypeHashOfMaps && prev != 0 {
 			h.unlink(b, cur, prev)
 			h.linkHead(b, cur)
 		}

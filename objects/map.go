@@ -94,6 +94,15 @@ type Map struct {
 	innerMeta *Map // map-in-map: the template inner map's attributes (refcount not held)
 }
 
+// numaNoNode is NUMA_NO_NODE (-1) as a u32 numa_node.
+const numaNoNode = 0xffffffff
+
+// numaNode reports whether attr names a NUMA node (include/linux/bpf.h:bpf_map_attr_numa_node
+// returns something other than NUMA_NO_NODE): BPF_F_NUMA_NODE with a numa_node other than -1.
+func numaNode(attr *MapAttr) bool {
+	return attr.MapFlags&FNumaNode != 0 && attr.NumaNode != numaNoNode
+}
+
 // Validate runs the checks BPF_MAP_CREATE makes before allocating, in the kernel's order
 // (kernel/bpf/syscall.c:map_create, steps 2-6 of kernel-semantics.md c.1). The engine runs the
 // attr-tail and permission checks around it.
@@ -104,8 +113,9 @@ func Validate(attr *MapAttr) error {
 	if attr.MapFlags&FRdonly != 0 && attr.MapFlags&FWronly != 0 {
 		return fmt.Errorf("BPF_F_RDONLY and BPF_F_WRONLY together: %w", unix.EINVAL)
 	}
-	if attr.MapFlags&FNumaNode != 0 && attr.NumaNode != 0 {
-		// One NUMA node (0) is modelled.
+	if attr.MapFlags&FNumaNode != 0 && attr.NumaNode != 0 && attr.NumaNode != numaNoNode {
+		// One NUMA node (0) is modelled; NUMA_NO_NODE (-1) means "any node", as in
+		// kernel/bpf/syscall.c:map_create.
 		return fmt.Errorf("numa node %d is not online: %w", attr.NumaNode, unix.EINVAL)
 	}
 	mt, ok := mapTypes[attr.MapType]

@@ -33,10 +33,16 @@ func init() {
 		memUsage:       arrayMemUsage,
 	})
 	registerMapType(MapTypeHashOfMaps, &mapType{
-		allocCheck:     fdHtabAllocCheck,
-		allocAttrCheck: mapMetaAllocCheck,
-		alloc:          hashOfMapsAlloc,
-		memUsage:       htabMemUsage,
+		allocCheck: fdHtabAllocCheck,
+		// htab_of_map_alloc: bpf_map_meta_alloc, then htab_map_alloc's max_entries check.
+		allocAttrCheck: func(attr *MapAttr) error {
+			if err := mapMetaAllocCheck(attr); err != nil {
+				return err
+			}
+			return htabAllocAttrCheck(attr)
+		},
+		alloc:    hashOfMapsAlloc,
+		memUsage: htabMemUsage,
 	})
 }
 
