@@ -394,6 +394,10 @@ func (t *tool) connect(path string) (*control.Client, error) {
 	}
 	c, err := control.Dial(sock)
 	if err != nil {
+		var ce *control.Error
+		if errors.As(err, &ce) {
+			return nil, fmt.Errorf("daemon of %s: %s: %s", dir, ce.Msg, strerrno(ce.Errno))
+		}
 		return nil, fmt.Errorf("daemon of %s: %w", dir, err)
 	}
 	t.cli, t.mountDir = c, dir
@@ -483,6 +487,9 @@ func (t *tool) makeArgs(line string, cmdNb int) ([]string, bool) {
 // doBatch is main.c:do_batch: run each line of FILE ("-" for stdin) as a command, stop at the
 // first failure, and report "processed N commands".
 func (t *tool) doBatch(args []string) int {
+	if t.helpFlag {
+		return t.doHelp(nil)
+	}
 	switch {
 	case len(args) < 2:
 		t.perr("too few parameters for batch")
@@ -493,9 +500,6 @@ func (t *tool) doBatch(args []string) int {
 	case !isPrefix(args[0], "file"):
 		t.perr("expected 'file', got: %s", args[0])
 		return -1
-	}
-	if t.helpFlag {
-		return t.doHelp(nil)
 	}
 	var in io.Reader
 	if args[1] == "-" {

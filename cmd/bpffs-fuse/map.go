@@ -127,10 +127,12 @@ func (t *tool) openPinned(path string, quiet bool) (int, error) {
 	if err != nil {
 		if !quiet {
 			msg := strerror(err)
-			// common.c:open_obj_pinned: EACCES where the parent is not a bpffs.
+			// common.c:open_obj_pinned: EACCES where the parent is not a bpffs. bpftool's
+			// dirname() rewrites the path it then prints, so the message names the parent.
 			if errors.Is(err, unix.EACCES) {
 				if _, _, perr := mountOf(filepath.Dir(rp)); perr != nil {
 					msg = "directory not in bpf file system (bpffs)"
+					path = cDirname(path)
 				}
 			}
 			t.perr("bpf obj get (%s): %s", path, msg)
@@ -1249,4 +1251,19 @@ func (t *tool) mapFreeze(args []string) int {
 func (t *tool) mapEventPipe(args []string) int {
 	t.perr("map event_pipe: not supported yet: %s", strerrno(unix.EOPNOTSUPP))
 	return -int(unix.EOPNOTSUPP)
+}
+
+// cDirname is C's dirname(3): the path up to its last slash, trailing slashes ignored.
+func cDirname(p string) string {
+	p = strings.TrimRight(p, "/")
+	i := strings.LastIndexByte(p, '/')
+	switch {
+	case p == "":
+		return "/"
+	case i < 0:
+		return "."
+	case i == 0:
+		return "/"
+	}
+	return strings.TrimRight(p[:i], "/")
 }

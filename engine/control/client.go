@@ -65,9 +65,9 @@ func Dial(socketPath string) (*Client, error) {
 		conn.Close()
 		v := binary.LittleEndian.Uint32(w[len(Magic):])
 		if st == unix.EPERM {
-			return nil, &Error{Msg: "control: the daemon refused this user (not root, the mount's owner or in its control group): " + st.Error(), Errno: st}
+			return nil, &Error{Msg: "control: the daemon refused this user (not root, the mount's owner or in its control group)", Errno: st}
 		}
-		return nil, &Error{Msg: fmt.Sprintf("control: daemon speaks protocol %d, we speak %d: %v", v, Version, st), Errno: st}
+		return nil, &Error{Msg: fmt.Sprintf("control: daemon speaks protocol %d, we speak %d", v, Version), Errno: st}
 	}
 	c := &Client{
 		conn:    conn,

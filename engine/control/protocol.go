@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -328,7 +329,10 @@ func (e *Error) Error() string {
 	if e.Msg == "" {
 		return e.Errno.Error()
 	}
-	return e.Msg
+	if strings.HasSuffix(e.Msg, e.Errno.Error()) {
+		return e.Msg
+	}
+	return e.Msg + ": " + e.Errno.Error()
 }
 
 // Unwrap returns the errno, so errors.Is(err, unix.ENOENT) works across the socket.
