@@ -13,8 +13,11 @@ package engine
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -30,7 +33,8 @@ type Config struct {
 	// quarter of physical memory, at least 64 MiB.
 	MemoryLimit int64
 	// NumPossibleCPUs is num_possible_cpus(): the number of slots in a per-CPU value. Zero
-	// means runtime.NumCPU().
+	// means the host's num_possible_cpus() (/sys/devices/system/cpu/possible), which per-CPU
+	// values are sized by on Linux; runtime.NumCPU() if that cannot be read.
 	NumPossibleCPUs int
 }
 
@@ -50,9 +54,36 @@ func New(cfg Config) *Engine {
 		cfg.MemoryLimit = defaultMemoryLimit()
 	}
 	if cfg.NumPossibleCPUs <= 0 {
-		cfg.NumPossibleCPUs = runtime.NumCPU()
+		cfg.NumPossibleCPUs = hostPossibleCPUs()
 	}
 	return &Engine{cfg: cfg}
+}
+
+// hostPossibleCPUs is num_possible_cpus() read from /sys/devices/system/cpu/possible (a CPU
+// list such as "0-3" or "0,2-5"). It can exceed runtime.NumCPU(), which counts the CPUs this
+// process may run on: VMs often have more possible than online CPUs.
+func hostPossibleCPUs() int {
+	b, err := os.ReadFile("/sys/devices/system/cpu/possible")
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	n := 0
+	for _, part := range strings.Split(strings.TrimSpace(string(b)), ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(lo)
+		z := a
+		if err == nil && isRange {
+			z, err = strconv.Atoi(hi)
+		}
+		if err != nil || z < a {
+			return runtime.NumCPU()
+		}
+		n += z - a + 1
+	}
+	if n < 1 {
+		return runtime.NumCPU()
+	}
+	return n
 }
 
 func defaultMemoryLimit() int64 {
