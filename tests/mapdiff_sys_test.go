@@ -260,8 +260,10 @@ type engineBackend struct {
 	p   *engine.Process
 }
 
-func newEngineBackend(t testing.TB, ncpu int) *engineBackend {
-	eng := engine.New(engine.Config{NumPossibleCPUs: ncpu})
+// newEngineBackend returns an engine with the default configuration: its NumPossibleCPUs must
+// be the host's num_possible_cpus() by itself.
+func newEngineBackend(t testing.TB) *engineBackend {
+	eng := engine.New(engine.Config{})
 	p := eng.NewProcess(engine.Root())
 	t.Cleanup(p.Exit)
 	return &engineBackend{t: t, eng: eng, p: p}

@@ -43,17 +43,27 @@ var (
 
 // differ drives both back ends in lock step.
 type differ struct {
-	t     *testing.T
-	seed  int64
-	name  string
-	rng   *rand.Rand
-	be    [2]backend // kernel, engine
-	ncpu  int
-	step  int
-	ops   int
-	trail []string
-	names [2]map[uint32]string // map id → logical name, per side
-	stats map[string]int       // "command errno" → how often both sides agreed on it
+	t      *testing.T
+	seed   int64
+	name   string
+	rng    *rand.Rand
+	be     [2]backend // kernel, engine
+	ncpu   int
+	step   int
+	ops    int
+	trail  []string
+	names  [2]map[uint32]string // map id → logical name, per side
+	stats  map[string]int       // "command errno" → how often both sides agreed on it
+	replay string               // the command that replays this run
+}
+
+// runPattern turns a test name into a -run pattern matching exactly it.
+func runPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + p + "$"
+	}
+	return strings.Join(parts, "/")
 }
 
 func newDiffer(t *testing.T, name string) *differ {
@@ -69,15 +79,16 @@ func newDiffer(t *testing.T, name string) *differ {
 	d := &differ{
 		t: t, seed: seed, name: name,
 		rng:   rand.New(rand.NewSource(seed ^ int64(h.Sum64()))),
-		be:    [2]backend{newKernelBackend(t), newEngineBackend(t, ncpu)},
+		be:    [2]backend{newKernelBackend(t), newEngineBackend(t)},
 		ncpu:  ncpu,
 		names: [2]map[uint32]string{{}, {}},
 		stats: map[string]int{},
 	}
 	if got := d.be[1].(*engineBackend).eng.Config().NumPossibleCPUs; got != ncpu {
-		t.Fatalf("engine NumPossibleCPUs %d, kernel num_possible_cpus %d", got, ncpu)
+		t.Fatalf("engine's default NumPossibleCPUs is %d, the kernel's num_possible_cpus() %d", got, ncpu)
 	}
-	t.Logf("seed %d (replay: go test ./tests -run 'TestMapDiff/%s$' -seed %d)", seed, name, seed)
+	d.replay = fmt.Sprintf("go test ./tests -run '%s' -seed %d", runPattern(t.Name()), seed)
+	t.Logf("seed %d (replay: %s)", seed, d.replay)
 	return d
 }
 
@@ -93,8 +104,8 @@ func (d *differ) note(format string, args ...any) {
 
 func (d *differ) fail(format string, args ...any) {
 	d.t.Helper()
-	d.t.Fatalf("%s: seed %d (replay: go test ./tests -run 'TestMapDiff/%s$' -seed %d): %s\nlast operations:\n  %s",
-		d.name, d.seed, d.name, d.seed, fmt.Sprintf(format, args...), strings.Join(d.trail, "\n  "))
+	d.t.Fatalf("%s: seed %d (replay: %s): %s\nlast operations:\n  %s",
+		d.name, d.seed, d.replay, fmt.Sprintf(format, args...), strings.Join(d.trail, "\n  "))
 }
 
 func (d *differ) sameErr(what string, ke, ee unix.Errno) unix.Errno {
