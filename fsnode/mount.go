@@ -64,7 +64,8 @@ func Mount(dir string, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	tree := pinning.New(pinning.Options{Mode: cfg.Mode, UID: cfg.UID, GID: cfg.GID, MountDir: dir, Preload: true})
+	tree := pinning.New(pinning.Options{Mode: cfg.Mode, UID: cfg.UID, GID: cfg.GID,
+		PreloadUID: uint32(os.Geteuid()), PreloadGID: uint32(os.Getegid()), MountDir: dir, Preload: true})
 	f := &FS{eng: cfg.Engine, proc: cfg.Engine.NewProcess(engine.Root()), tree: tree, control: cfg.ControlSocket, log: log, pid: cfg.PID}
 	root := &Node{fs: f, n: tree.Root()}
 	f.root = root
@@ -75,6 +76,9 @@ func Mount(dir string, cfg Config) (*Server, error) {
 		AttrTimeout:     &entry,
 		NegativeTimeout: &zero,
 		RootStableAttr:  &fs.StableAttr{Ino: pinning.RootIno},
+		// Mode 0000 is a real mode on bpffs (chmod 0 works; a 0000 dir even relaxes the dot
+		// rule): without this go-fuse reports it as 0755/0644.
+		NullPermissions: true,
 		// Options.UID/GID stay 0: go-fuse would report them for every node owned by root.
 		MountOptions: fuse.MountOptions{
 			Name:              "bpffs-fuse",

@@ -223,12 +223,17 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	return n.child(ctx, c, out), 0
 }
 
-// Mknod implements fs.NodeMknoder: bpffs has no mknod, so vfs_mknod refuses with EPERM.
+// Mknod implements fs.NodeMknoder: bpffs has no mknod, so vfs_mknod refuses with EPERM; and no
+// create, so mknod(S_IFREG), which the kernel turns into vfs_create (fs/namei.c:do_mknodat) and
+// FUSE into FUSE_MKNOD, fails with EACCES.
 func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	if _, err := n.fs.tree.Lookup(n.n, name); err == nil {
 		return nil, syscall.EEXIST
 	} else if errno(err) == syscall.EPERM {
 		return nil, syscall.EPERM
+	}
+	if mode&syscall.S_IFMT == syscall.S_IFREG || mode&syscall.S_IFMT == 0 {
+		return nil, syscall.EACCES
 	}
 	return nil, syscall.EPERM
 }

@@ -82,8 +82,11 @@ type Options struct {
 	// Mode is the root's permission bits (mode=, masked with 07777); the sticky bit is
 	// always added (kernel/bpf/inode.c:bpf_fill_super).
 	Mode uint32
-	// UID and GID own the root and the preload files.
+	// UID and GID own the root.
 	UID, GID uint32
+	// PreloadUID and PreloadGID own the preload files: the mounter's fsuid and fsgid, which
+	// populate_bpffs runs as, whatever uid= and gid= say.
+	PreloadUID, PreloadGID uint32
 	// MountDir is the absolute path the tree is mounted on; Get follows absolute symlinks
 	// that point inside it. Empty: absolute symlinks are followed on the host only.
 	MountDir string
@@ -128,7 +131,7 @@ func New(opts Options) *Tree {
 		// kernel/bpf/preload/bpf_preload_kern.c via bpf_iter_link_pin_kernel: S_IFREG|0400,
 		// owned by the mounter.
 		for _, name := range []string{"maps.debug", "progs.debug"} {
-			n := t.newNode(KindPreload, 0o400, opts.UID, opts.GID)
+			n := t.newNode(KindPreload, 0o400, opts.PreloadUID, opts.PreloadGID)
 			n.preload = name
 			t.root.children[name] = n
 		}
@@ -246,8 +249,9 @@ func (n *Node) attrLocked() Attr {
 		a.Mode |= unix.S_IFDIR
 		a.Nlink = 2 + uint32(n.subdirs)
 	case KindSymlink:
+		// st_size stays 0, as on bpffs: kernel/bpf/inode.c:bpf_symlink stores the target in
+		// i_link and never sets i_size (readlink does not need it).
 		a.Mode |= unix.S_IFLNK
-		a.Size = int64(len(n.target))
 	default:
 		a.Mode |= unix.S_IFREG
 	}
@@ -690,8 +694,9 @@ func (t *Tree) Setattr(n *Node, a SetAttr) (Attr, error) {
 		n.gid = *a.GID
 	}
 	if a.Size != nil {
+		// truncate(2) asks for ATTR_SIZE only (fs/open.c:vfs_truncate → do_truncate with no
+		// time attrs) and simple_setattr does not touch the times for it.
 		n.size = *a.Size
-		n.mtime = now
 	}
 	if a.Atime != nil {
 		n.atime = *a.Atime
@@ -705,7 +710,10 @@ func (t *Tree) Setattr(n *Node, a SetAttr) (Attr, error) {
 	if a.MtimeToNow {
 		n.mtime = now
 	}
-	n.ctime = now
+	// Every other change carries ATTR_CTIME (chmod_common, chown_common, vfs_utimes).
+	if a.Mode != nil || a.UID != nil || a.GID != nil || a.Atime != nil || a.Mtime != nil || a.AtimeToNow || a.MtimeToNow {
+		n.ctime = now
+	}
 	return n.attrLocked(), nil
 }
 

@@ -51,7 +51,7 @@ func wantErrno(t *testing.T, what string, err error, want unix.Errno) {
 func userRefs(m *objects.Map) int64 { _, u := m.Refs(); return u }
 
 func TestRootModeAndPreload(t *testing.T) {
-	tr := New(Options{Mode: 0o700, UID: 5, GID: 6, Preload: true})
+	tr := New(Options{Mode: 0o700, UID: 5, GID: 6, PreloadUID: 9, PreloadGID: 10, Preload: true})
 	a := tr.Root().Attr()
 	if a.Mode != unix.S_IFDIR|unix.S_ISVTX|0o700 || a.UID != 5 || a.GID != 6 || a.Ino != RootIno || a.Nlink != 2 {
 		t.Fatalf("root attr %+v", a)
@@ -61,7 +61,7 @@ func TestRootModeAndPreload(t *testing.T) {
 		t.Fatalf("root entries %+v", es)
 	}
 	md, _ := tr.Lookup(tr.Root(), "maps.debug")
-	if ma := md.Attr(); ma.Mode != unix.S_IFREG|0o400 || ma.UID != 5 {
+	if ma := md.Attr(); ma.Mode != unix.S_IFREG|0o400 || ma.UID != 9 || ma.GID != 10 {
 		t.Fatalf("maps.debug attr %+v", ma)
 	}
 	wantErrno(t, "unlink maps.debug", tr.Unlink(tr.Root(), "maps.debug"), unix.EPERM)
@@ -102,7 +102,7 @@ func TestDotsAndNames(t *testing.T) {
 		t.Fatalf("sub of setgid dir: %+v", a)
 	}
 	l, _ := tr.Symlink(r, "l", "../nowhere", c)
-	if a := l.Attr(); a.Mode != unix.S_IFLNK|0o777 || a.Size != int64(len("../nowhere")) || l.Target() != "../nowhere" {
+	if a := l.Attr(); a.Mode != unix.S_IFLNK|0o777 || a.Size != 0 || l.Target() != "../nowhere" {
 		t.Fatalf("symlink attr %+v", a)
 	}
 }
@@ -350,6 +350,14 @@ func TestUnlinkRmdirSetattr(t *testing.T) {
 	d, _ = tr.Mkdir(r, "d", 0o755, Creator{})
 	_, err = tr.Setattr(d, SetAttr{Size: &size})
 	wantErrno(t, "truncate dir", err, unix.EISDIR)
+	// truncate alone changes neither mtime nor ctime (do_truncate passes no time attrs).
+	before := n.Attr()
+	size = 20
+	a, err = tr.Setattr(n, SetAttr{Size: &size})
+	wantErrno(t, "truncate", err, 0)
+	if a.Size != 20 || !a.Mtime.Equal(before.Mtime) || !a.Ctime.Equal(before.Ctime) {
+		t.Fatalf("truncate changed times: before %+v after %+v", before, a)
+	}
 	// Close unpins everything.
 	tr.Close()
 	if userRefs(m) != base {
