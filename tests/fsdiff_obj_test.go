@@ -78,7 +78,6 @@ func objOutcome(t *testing.T, s objSide, root string) string {
 		{"pin flags=RDONLY", fd, fsFRdonly},
 		{"pin flags=1<<20", fd, 1 << 20},
 		{"pin bad fd 999", 999, 0},
-		{"pin fd 0 (not bpf)", 0, 0},
 		{"pin ok", fd, 0},
 		{"pin again", fd, 0},
 	} {

@@ -372,10 +372,34 @@ func TestFSDiffOps(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				want := fsResult(t, k, i, c)
 				got := fsResult(t, o, i, c)
-				if got != want {
-					t.Errorf("kernel:\n%s\nours:\n%s", want, got)
-				}
+				diffOrKnown(t, c.name, want, got)
 			})
 		}
 	})
+}
+
+// fsKnownDiffs are the cases where bpffs-fuse is known to differ from the kernel, with the reason
+// (README, "Differences from the kernel"). They are logged, not failed.
+var fsKnownDiffs = map[string]string{
+	"umask/pin-277": "pins made through the CLI or the control socket get 0600: the control " +
+		"protocol does not carry the caller's umask",
+	"pin/outside-bpffs": "the CLI refuses a path outside every bpffs-fuse mount with ENOENT " +
+		"(\"not on a bpffs-fuse mount\"); the kernel's BPF_OBJ_PIN gives EPERM",
+	"get/maps.debug": "maps.debug and progs.debug are not BPF objects in bpffs-fuse, so " +
+		"BPF_OBJ_GET gives EACCES; the kernel returns the preload iterator link (ENOENT on the " +
+		"6.18 test VM, whose preload links are gone)",
+}
+
+// diffOrKnown fails the test if got differs from want, unless the case is a known difference,
+// which is logged with its reason.
+func diffOrKnown(t *testing.T, name, want, got string) {
+	t.Helper()
+	if got == want {
+		return
+	}
+	if why, ok := fsKnownDiffs[name]; ok {
+		t.Logf("known difference (%s)\nkernel:\n%s\nours:\n%s", why, want, got)
+		return
+	}
+	t.Errorf("kernel:\n%s\nours:\n%s", want, got)
 }

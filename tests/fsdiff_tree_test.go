@@ -72,7 +72,7 @@ func requireDaemon(t testing.TB) {
 	t.Helper()
 	out, _ := exec.Command(bin, "help").CombinedOutput()
 	if !strings.Contains(string(out), "\n  mount ") {
-		t.Skip("bpffs-fuse has no mount subcommand yet")
+		skipOrFail(t, "BPFFS_REQUIRE_FUSE", "bpffs-fuse has no mount subcommand")
 	}
 }
 
