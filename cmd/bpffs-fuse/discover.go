@@ -39,9 +39,29 @@ func unescapeMountinfo(s string) string {
 	return b.String()
 }
 
+// mountCache holds the mount table and resolved directories for one invocation: a batch
+// file of 1e5 lines must not read /proc/self/mountinfo and walk symlinks 1e5 times.
+var mountCache struct {
+	mounts []fuseMount
+	read   bool
+	dirs   map[string]string // directory as written → real path
+}
+
 // bpffsFuseMounts lists the bpffs-fuse mounts of this mount namespace: mountinfo entries of
-// fstype fuse.bpffs-fuse (or plain fuse with source bpffs-fuse).
+// fstype fuse.bpffs-fuse (or plain fuse with source bpffs-fuse). The table is read once per
+// invocation.
 func bpffsFuseMounts() ([]fuseMount, error) {
+	if mountCache.read {
+		return mountCache.mounts, nil
+	}
+	m, err := readMountinfo()
+	if err == nil {
+		mountCache.mounts, mountCache.read = m, true
+	}
+	return m, err
+}
+
+func readMountinfo() ([]fuseMount, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
@@ -73,6 +93,25 @@ func bpffsFuseMounts() ([]fuseMount, error) {
 // realPath makes p absolute and resolves symlinks in its longest existing prefix, so that it
 // compares with mountinfo's paths (the final component may not exist yet: map create).
 func realPath(p string) string {
+	dir, base := filepath.Split(p)
+	if dir == "" || base == "" || base == "." || base == ".." {
+		return realPathUncached(p)
+	}
+	// The directory's resolution is cached; the final component is sent as written: a
+	// symlink there (or anywhere inside the mount) is followed by the daemon's pin tree, as
+	// the kernel's LOOKUP_FOLLOW does.
+	if mountCache.dirs == nil {
+		mountCache.dirs = map[string]string{}
+	}
+	rd, ok := mountCache.dirs[dir]
+	if !ok {
+		rd = realPathUncached(dir)
+		mountCache.dirs[dir] = rd
+	}
+	return filepath.Join(rd, base)
+}
+
+func realPathUncached(p string) string {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return filepath.Clean(p)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 
@@ -20,8 +19,13 @@ import (
 // and signatures of engine.Process's, and return the daemon's errors as *Error values that
 // wrap the unix.Errno (errors.Is works). A Client is safe for concurrent use; concurrent calls
 // run concurrently in the daemon.
+//
+// Transport: the socket is a blocking descriptor and there is no reader goroutine. A caller
+// waiting for its response reads frames itself when no other caller is reading (and hands
+// frames for other requests to their callers), so an uncontended call costs one write and one
+// read on the calling thread: no goroutine or thread wakeups besides the kernel's.
 type Client struct {
-	conn *net.UnixConn
+	fd   int
 	ncpu int
 
 	wmu sync.Mutex
@@ -29,40 +33,89 @@ type Client struct {
 
 	nextID  atomic.Uint32
 	mu      sync.Mutex
-	pending map[uint32]chan frame
+	cond    sync.Cond
+	pending map[uint32]*waiter
+	reading bool // a caller is reading frames
+	r       *bufio.Reader
 	err     error // set when the connection is gone
+	closed  bool  // Exit was called
+	fdFree  bool  // the descriptor has been closed
+}
+
+type waiter struct {
+	done bool
+	f    frame
 }
 
 // ErrClosed wraps the error calls return after the connection is gone.
 var ErrClosed = errors.New("control: connection closed")
 
+// fdReader reads a blocking descriptor.
+type fdReader int
+
+func (r fdReader) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(r), p)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
 // Dial connects to the daemon's control socket at socketPath and performs the handshake. A
 // caller the daemon's policy refuses gets an error wrapping EPERM.
 func Dial(socketPath string) (*Client, error) {
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socketPath, Net: "unix"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		var en unix.Errno
-		if errors.As(err, &en) {
-			return nil, fmt.Errorf("connect %s: %w", socketPath, en)
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: socketPath})
+		if err != unix.EINTR {
+			break
 		}
-		return nil, err
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect %s: %w", socketPath, err)
 	}
 	hello := binary.LittleEndian.AppendUint32([]byte(Magic), Version)
-	if _, err := conn.Write(hello); err != nil {
-		conn.Close()
+	if err := writeAll(fd, hello); err != nil {
+		unix.Close(fd)
 		return nil, fmt.Errorf("control handshake: %w", err)
 	}
 	var w [welcomeLen]byte
-	if _, err := io.ReadFull(conn, w[:]); err != nil {
-		conn.Close()
+	if _, err := io.ReadFull(fdReader(fd), w[:]); err != nil {
+		unix.Close(fd)
 		return nil, fmt.Errorf("control handshake: %v: %w", err, unix.ECONNRESET)
 	}
 	if !bytes.Equal(w[:len(Magic)], []byte(Magic)) {
-		conn.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("control handshake: %s is not a bpffs-fuse control socket: %w", socketPath, unix.EPROTO)
 	}
 	if st := unix.Errno(binary.LittleEndian.Uint32(w[len(Magic)+4:])); st != 0 {
-		conn.Close()
+		unix.Close(fd)
 		v := binary.LittleEndian.Uint32(w[len(Magic):])
 		if st == unix.EPERM {
 			return nil, &Error{Msg: "control: the daemon refused this user (not root, the mount's owner or in its control group)", Errno: st}
@@ -70,11 +123,12 @@ func Dial(socketPath string) (*Client, error) {
 		return nil, &Error{Msg: fmt.Sprintf("control: daemon speaks protocol %d, we speak %d", v, Version), Errno: st}
 	}
 	c := &Client{
-		conn:    conn,
+		fd:      fd,
 		ncpu:    int(binary.LittleEndian.Uint32(w[len(Magic)+8:])),
-		pending: map[uint32]chan frame{},
+		pending: map[uint32]*waiter{},
+		r:       bufio.NewReaderSize(fdReader(fd), 64<<10),
 	}
-	go c.readLoop()
+	c.cond.L = &c.mu
 	return c, nil
 }
 
@@ -82,47 +136,81 @@ func Dial(socketPath string) (*Client, error) {
 func (c *Client) NumPossibleCPUs() int { return c.ncpu }
 
 // Exit closes the connection; the daemon closes every fd the client still has open, as
-// process exit does (engine.Process.Exit).
+// process exit does (engine.Process.Exit). Calls in progress fail with ErrClosed.
 func (c *Client) Exit() {
-	c.conn.Close()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	// shutdown wakes a caller blocked in read(2); the descriptor itself is closed once no
+	// caller is reading it, so that its number cannot be reused under a reader.
+	unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	if c.err == nil {
+		c.err = fmt.Errorf("%w: %w", ErrClosed, unix.ECONNRESET)
+	}
+	if !c.reading {
+		c.freeFD()
+	}
+	c.cond.Broadcast()
 }
 
-func (c *Client) readLoop() {
-	r := bufio.NewReaderSize(c.conn, 64<<10)
-	var err error
-	for {
-		var f frame
-		f, err = readFrame(r)
-		if err != nil {
-			break
+// freeFD closes the descriptor once. Called with mu held and no reader.
+func (c *Client) freeFD() {
+	if !c.fdFree {
+		c.fdFree = true
+		unix.Close(c.fd)
+	}
+}
+
+// fail records the connection's end. Called with mu held.
+func (c *Client) fail(err error) {
+	if c.err == nil {
+		var ce *Error
+		if errors.As(err, &ce) {
+			c.err = fmt.Errorf("%w: %w", ErrClosed, ce)
+		} else if err == io.EOF {
+			c.err = fmt.Errorf("%w: %w", ErrClosed, unix.ECONNRESET)
+		} else {
+			c.err = fmt.Errorf("%w: %v: %w", ErrClosed, err, unix.ECONNRESET)
 		}
-		if f.op == OpError && f.id == 0 {
+	}
+	unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	c.cond.Broadcast()
+}
+
+// await waits for w's response, reading frames itself when nobody else is. Called and
+// returns with mu held.
+func (c *Client) await(w *waiter) {
+	for !w.done && c.err == nil {
+		if c.reading {
+			c.cond.Wait()
+			continue
+		}
+		c.reading = true
+		c.mu.Unlock()
+		f, err := readFrame(c.r)
+		c.mu.Lock()
+		c.reading = false
+		if c.closed {
+			c.freeFD()
+		}
+		switch {
+		case err != nil:
+			c.fail(err)
+		case f.op == OpError && f.id == 0:
 			d := &dec{b: f.payload}
 			en := unix.Errno(d.u32())
-			err = &Error{Msg: d.str(), Errno: en}
-			break
+			c.fail(&Error{Msg: d.str(), Errno: en})
+		default:
+			if pw := c.pending[f.id]; pw != nil {
+				delete(c.pending, f.id)
+				pw.f, pw.done = f, true
+			}
 		}
-		c.mu.Lock()
-		ch := c.pending[f.id]
-		delete(c.pending, f.id)
-		c.mu.Unlock()
-		if ch != nil {
-			ch <- f
-		}
+		c.cond.Broadcast()
 	}
-	c.mu.Lock()
-	if errors.Is(err, net.ErrClosed) || err == io.EOF {
-		err = fmt.Errorf("%w: %w", ErrClosed, unix.ECONNRESET)
-	} else {
-		err = fmt.Errorf("%w: %v: %w", ErrClosed, err, unix.ECONNRESET)
-	}
-	c.err = err
-	for id, ch := range c.pending {
-		delete(c.pending, id)
-		close(ch)
-	}
-	c.mu.Unlock()
-	c.conn.Close()
 }
 
 // call sends one request and waits for its response. It returns the decoder positioned after
@@ -132,14 +220,14 @@ func (c *Client) call(op uint16, payload func(*enc)) (*dec, error) {
 	if id == 0 {
 		id = c.nextID.Add(1)
 	}
-	ch := make(chan frame, 1)
+	w := &waiter{}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
 		return nil, err
 	}
-	c.pending[id] = ch
+	c.pending[id] = w
 	c.mu.Unlock()
 
 	c.wmu.Lock()
@@ -149,29 +237,32 @@ func (c *Client) call(op uint16, payload func(*enc)) (*dec, error) {
 	if len(e.b)-4 > MaxFrame {
 		err = fmt.Errorf("control: request of %d bytes exceeds the %d-byte frame limit: %w", len(e.b), MaxFrame, unix.E2BIG)
 	} else {
-		_, err = c.conn.Write(finishFrame(e.b))
+		err = writeAll(c.fd, finishFrame(e.b))
 	}
 	if cap(e.b) <= 1<<20 {
 		c.wb = e.b
 	}
 	c.wmu.Unlock()
+
+	c.mu.Lock()
 	if err != nil {
-		c.mu.Lock()
 		delete(c.pending, id)
-		c.mu.Unlock()
-		if errors.Is(err, unix.E2BIG) {
-			return nil, err
+		if !errors.Is(err, unix.E2BIG) {
+			c.fail(err)
+			err = c.err
 		}
-		return nil, fmt.Errorf("%w: %v: %w", ErrClosed, err, unix.ECONNRESET)
+		c.mu.Unlock()
+		return nil, err
 	}
-	f, ok := <-ch
-	if !ok {
-		c.mu.Lock()
+	c.await(w)
+	if !w.done {
+		delete(c.pending, id)
 		err := c.err
 		c.mu.Unlock()
 		return nil, err
 	}
-	d := &dec{b: f.payload}
+	c.mu.Unlock()
+	d := &dec{b: w.f.payload}
 	en := unix.Errno(d.u32())
 	msg := d.str()
 	if d.err != nil {

@@ -258,6 +258,14 @@ func (s *Server) serveConn(c *net.UnixConn) {
 			}
 			break
 		}
+		// A short command with nothing queued behind it runs on the reader goroutine: the
+		// handoff to another goroutine (often a thread wakeup) would double its latency.
+		// Everything else runs on its own goroutine, so that requests queued behind a slow
+		// one, or arriving while it runs, proceed concurrently.
+		if quick(f.op) && r.Buffered() == 0 {
+			cs.send(handle(proc, f))
+			continue
+		}
 		cs.sem <- struct{}{}
 		cs.wg.Add(1)
 		go func() {
@@ -267,6 +275,17 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	}
 	cs.wg.Wait()
 	proc.Exit()
+}
+
+// quick reports ops that do a bounded amount of work (one element, one fd, one info).
+func quick(op uint16) bool {
+	switch op {
+	case OpMapLookupElem, OpMapUpdateElem, OpMapDeleteElem, OpMapGetNextKey, OpObjPin, OpObjGet,
+		OpMapGetNextID, OpMapGetFDByID, OpObjGetInfoByFD, OpMapLookupAndDeleteElem, OpMapFreeze,
+		OpClose, OpDup:
+		return true
+	}
+	return false
 }
 
 type connState struct {
