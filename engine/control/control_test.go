@@ -473,3 +473,35 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// FuzzServe writes arbitrary bytes (after a valid handshake) to a live server, then checks
+// that the server still serves a new connection.
+func FuzzServe(f *testing.F) {
+	f.Add(finishFrame(appendFrameHeader(nil, 1, OpMapGetNextID)))
+	f.Add(append(le32(12), 1, 0, 0, 0, 0, 0, 0, 0, 9, 9, 9, 9))
+	f.Add(le32(MaxFrame + 1))
+	e := enc{b: appendFrameHeader(nil, 2, OpMapCreate)}
+	encodeCreateAttr(&e, &engine.MapCreateAttr{MapType: objects.MapTypeArray, KeySize: 4, ValueSize: 4, MaxEntries: 4})
+	f.Add(finishFrame(e.b))
+	_, path := startServer(f, Policy{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write(binary.LittleEndian.AppendUint32([]byte(Magic), Version))
+		c.Write(data)
+		c.(*net.UnixConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, c)
+		c.Close()
+		cl, err := Dial(path)
+		if err != nil {
+			t.Fatalf("server gone after %x: %v", data, err)
+		}
+		if _, err := cl.MapGetNextID(1 << 30); !errors.Is(err, unix.ENOENT) {
+			t.Fatalf("server broken after %x: %v", data, err)
+		}
+		cl.Exit()
+	})
+}
