@@ -148,17 +148,20 @@ func mountMain(args []string) int {
 }
 
 // prepareMountDir checks that dir is a directory, cleaning up a stale FUSE mount left there by
-// a daemon that died (its stat fails with ENOTCONN).
+// a daemon that died. Only a request the kernel must send shows a dead mount (ENOTCONN):
+// stat can be answered from the attribute cache, statfs cannot.
 func prepareMountDir(dir string) error {
-	var st unix.Stat_t
-	err := unix.Stat(dir, &st)
-	if errors.Is(err, unix.ENOTCONN) {
+	for i := 0; i < 8 && isFuseMount(dir); i++ {
+		var sf unix.Statfs_t
+		if err := unix.Statfs(dir, &sf); !errors.Is(err, unix.ENOTCONN) {
+			break
+		}
 		if uerr := fsnode.UnmountDir(dir, true); uerr != nil {
 			return fmt.Errorf("%s: stale mount: %v", dir, uerr)
 		}
-		err = unix.Stat(dir, &st)
 	}
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -260,21 +263,31 @@ func runDaemon(a *mountArgs) int {
 	log.Info("mounted", "options", a.opts.String(), "control", socket, "pid", os.Getpid())
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	detached := make(chan struct{})
 	go func() {
 		sig := <-sigs
 		log.Info("unmounting", "signal", sig.String())
-		if err := srv.Server.Unmount(); err != nil {
+		if err := fsnode.UnmountDir(a.dir, false); err != nil {
+			// Busy: detach it lazily and stop serving; processes still inside get ENOTCONN,
+			// as with umount -l of any FUSE mount whose daemon exits.
 			log.Warn("unmount failed; detaching lazily", "error", err)
 			if err := fsnode.UnmountDir(a.dir, true); err != nil {
 				log.Error("lazy unmount failed", "error", err)
+				return
 			}
+			close(detached)
 		}
 	}()
 	if ready != nil {
 		ready.WriteString("ok\n")
 		ready.Close()
 	}
-	srv.Wait()
+	served := make(chan struct{})
+	go func() { srv.Wait(); close(served) }()
+	select {
+	case <-served:
+	case <-detached:
+	}
 	srv.Close()
 	stop()
 	log.Info("unmounted")
@@ -311,11 +324,25 @@ func umountMain(args []string) int {
 	}
 	if pid > 0 {
 		deadline := time.Now().Add(10 * time.Second)
-		for unix.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		for alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	return 0
+}
+
+// alive reports whether process pid is running: it exists and is not a zombie (the daemon is
+// reparented when its starter exits, and its new parent may reap it late).
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 || i+2 >= len(data) {
+		return false
+	}
+	return data[i+2] != 'Z' && data[i+2] != 'X'
 }
 
 // isFuseMount reports whether dir is the mount point of a bpffs-fuse mount (live or stale),
