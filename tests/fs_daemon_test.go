@@ -163,7 +163,6 @@ func TestFSDaemonStaleMount(t *testing.T) {
 	}
 }
 
-
 // TestFSMountHelper: mount(8)'s helper forms. "mount -t fuse.bpffs-fuse bpffs DIR" runs
 // /sbin/mount.fuse.bpffs-fuse if installed, else mount.fuse3, which runs "bpffs-fuse bpffs DIR
 // -o OPTS" from PATH; "mount -t fuse bpffs-fuse#bpffs DIR" goes through mount.fuse3 too.
