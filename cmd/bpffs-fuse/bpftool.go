@@ -422,7 +422,8 @@ func (t *tool) doHelp(args []string) int {
 
        Commands talk to the daemon of the bpffs-fuse mount that holds the paths they name;
        id- and name-based commands use --mount DIR, else $BPFFS_MOUNT, else the only mount.
-       prog, link, cgroup, btf and iter are not supported yet.
+       prog, link, cgroup, btf and iter are not supported yet. bpffs-fuse --help lists
+       every command (mount, umount, vm, ...).
 `)
 	return 0
 }

@@ -59,8 +59,9 @@ func run(args []string) int {
 		return 0
 	}
 	c, ok := commands[args[0]]
-	if !ok && strings.HasPrefix(args[0], "-") && leadingOptions != nil {
-		// bpftool-style options before the object (bpffs-fuse -j map show).
+	if !ok && leadingOptions != nil {
+		// bpftool-style options before the object (bpffs-fuse -j map show), and objects
+		// abbreviated as bpftool allows (bpffs-fuse m s).
 		return leadingOptions(args)
 	}
 	if !ok {

@@ -299,9 +299,6 @@ func (t *tool) printEntryJSON(info *engine.MapInfo, key, value []byte) {
 		t.hexDataJSON(key[:info.KeySize])
 		j.name("value")
 		t.hexDataJSON(value[:info.ValueSize])
-		if isMapOfMaps(info.Type) {
-			j.uintField("inner_map_id", uint64(le32(value)))
-		}
 	} else {
 		n := t.cli.NumPossibleCPUs()
 		step := roundUp8(info.ValueSize)
@@ -321,12 +318,6 @@ func (t *tool) printEntryJSON(info *engine.MapInfo, key, value []byte) {
 	j.endObject()
 }
 
-func le32(b []byte) uint32 {
-	if len(b) < 4 {
-		return 0
-	}
-	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-}
 
 // printEntryPlain is map.c:print_entry_plain.
 func (t *tool) printEntryPlain(info *engine.MapInfo, key, value []byte) {
@@ -349,15 +340,10 @@ func (t *tool) printEntryPlain(info *engine.MapInfo, key, value []byte) {
 			}
 		}
 		if info.ValueSize != 0 {
-			if isMapOfMaps(info.Type) {
-				w.WriteString("inner_map_id:")
-				w.WriteByte(sp)
-				fmt.Fprintf(w, "%d ", le32(value))
-			} else {
-				w.WriteString("value:")
-				w.WriteByte(sp)
-				fprintHex(w, value[:info.ValueSize], " ")
-			}
+			// bpftool 7.1 prints a map-in-map value (the inner map id) as bytes too.
+			w.WriteString("value:")
+			w.WriteByte(sp)
+			fprintHex(w, value[:info.ValueSize], " ")
 		}
 		w.WriteString("\n")
 		return
@@ -626,7 +612,8 @@ func (t *tool) showMapJSON(info *engine.MapInfo, pinned map[uint32][]string) {
 	if info.BTFID != 0 {
 		j.intField("btf_id", int64(info.BTFID))
 	}
-	if pinned != nil {
+	// map.c: the "pinned" array appears when the table holds any pin at all.
+	if len(pinned) > 0 {
 		j.name("pinned")
 		j.startArray()
 		for _, p := range pinned[info.ID] {
