@@ -2,8 +2,10 @@ package tests
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -114,6 +116,115 @@ func TestFSDiffObjFlags(t *testing.T) {
 	o := oursTree(t)
 	want := objOutcome(t, kernelObjSide(), k.root)
 	got := objOutcome(t, controlObjSide(oursControl(t, o.root)), o.root)
+	if got != want {
+		t.Errorf("kernel:\n%s\nours:\n%s", want, got)
+	}
+}
+
+// kernelMapID returns the id of the kernel map behind fd (BPF_OBJ_GET_INFO_BY_FD: bpf_fd at 0,
+// info_len at 4, info at 8; struct bpf_map_info has id at offset 4).
+func kernelMapID(fd int) (uint32, error) {
+	var info [128]byte
+	var attr [fsAttrSize]byte
+	fsPut32(attr[0:], uint32(fd))
+	fsPut32(attr[4:], uint32(len(info)))
+	*(*uint64)(unsafe.Pointer(&attr[8])) = uint64(uintptr(unsafe.Pointer(&info[0])))
+	if _, errno := fsBPF(15, &attr); errno != 0 {
+		return 0, errno
+	}
+	return *(*uint32)(unsafe.Pointer(&info[4])), nil
+}
+
+// kernelMapByID opens the kernel map with the given id (BPF_MAP_GET_FD_BY_ID) and closes it.
+func kernelMapByID(id uint32) error {
+	var attr [fsAttrSize]byte
+	fsPut32(attr[0:], id)
+	fd, errno := fsBPF(14, &attr)
+	if errno != 0 {
+		return errno
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// lifeSide is what TestFSDiffUnpinFrees needs of a side besides objSide.
+type lifeSide struct {
+	objSide
+	id   func(fd int) (uint32, error)
+	byID func(id uint32) error
+}
+
+// lifeOutcome pins a map, drops its fd, and removes its names one at a time (unlink, rename,
+// unlink of the last hard link), reporting whether the map's id still resolves after each step.
+// The kernel frees a pinned map only when its last name is gone and no fd holds it
+// (kernel/bpf/inode.c:bpf_free_inode after an RCU grace period, so the last step is polled).
+func lifeOutcome(t *testing.T, s lifeSide, root string) string {
+	var b strings.Builder
+	e := func(err error) string { return errnoText(t, err) }
+	alive := func(id uint32, wantGone bool) string {
+		for i := 0; i < 200; i++ {
+			err := s.byID(id)
+			if err == nil && wantGone {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return e(err)
+		}
+		return "still alive after 2s"
+	}
+	fd, err := s.create()
+	if err != nil {
+		t.Fatalf("map create: %v", err)
+	}
+	id, err := s.id(fd)
+	if err != nil {
+		t.Fatalf("map id: %v", err)
+	}
+	fmt.Fprintf(&b, "pin p: %s\n", e(s.pin(fd, root+"/p", 0)))
+	fmt.Fprintf(&b, "link p l: %s\n", e(os.Link(root+"/p", root+"/l")))
+	s.close(fd)
+	fmt.Fprintf(&b, "fd closed, by id: %s\n", alive(id, false))
+	fmt.Fprintf(&b, "unlink p: %s, by id: %s\n", e(os.Remove(root+"/p")), alive(id, false))
+	fmt.Fprintf(&b, "rename l l2: %s, by id: %s\n", e(os.Rename(root+"/l", root+"/l2")), alive(id, false))
+	fmt.Fprintf(&b, "unlink l2: %s, by id: %s\n", e(os.Remove(root+"/l2")), alive(id, true))
+
+	// An fd opened from the pin keeps the map after the pin is gone.
+	fd, _ = s.create()
+	id, _ = s.id(fd)
+	fmt.Fprintf(&b, "pin q: %s\n", e(s.pin(fd, root+"/q", 0)))
+	s.close(fd)
+	g, err := s.get(root+"/q", 0)
+	fmt.Fprintf(&b, "get q: %s\n", e(err))
+	fmt.Fprintf(&b, "unlink q: %s, by id: %s\n", e(os.Remove(root+"/q")), alive(id, false))
+	// Renaming a pin over another unpins the one replaced.
+	fd2, _ := s.create()
+	id2, _ := s.id(fd2)
+	fmt.Fprintf(&b, "pin r: %s, pin q: %s\n", e(s.pin(fd2, root+"/r", 0)), e(s.pin(g, root+"/q", 0)))
+	s.close(fd2)
+	s.close(g)
+	fmt.Fprintf(&b, "rename q over r: %s, r's old map by id: %s, q's map by id: %s\n",
+		e(os.Rename(root+"/q", root+"/r")), alive(id2, true), alive(id, false))
+	fmt.Fprintf(&b, "unlink r: %s, by id: %s\n", e(os.Remove(root+"/r")), alive(id, true))
+	return b.String()
+}
+
+// TestFSDiffUnpinFrees compares when a pinned map is freed (its id stops resolving) as names are
+// unlinked, renamed over and fds closed: the kernel through bpf(2) on its bpffs, ours through the
+// control socket and real unlink(2)/rename(2) on the mount.
+func TestFSDiffUnpinFrees(t *testing.T) {
+	k := kernelTree(t, "")
+	o := oursTree(t)
+	c := oursControl(t, o.root)
+	want := lifeOutcome(t, lifeSide{kernelObjSide(), kernelMapID, kernelMapByID}, k.root)
+	got := lifeOutcome(t, lifeSide{controlObjSide(c),
+		func(fd int) (uint32, error) { i, err := c.MapGetInfoByFD(fd); return i.ID, err },
+		func(id uint32) error {
+			fd, err := c.MapGetFDByID(id, 0)
+			if err == nil {
+				c.Close(fd)
+			}
+			return err
+		}}, o.root)
 	if got != want {
 		t.Errorf("kernel:\n%s\nours:\n%s", want, got)
 	}
