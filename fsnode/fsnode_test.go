@@ -5,8 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -104,5 +107,70 @@ func TestPinAppearsAndCatEcho(t *testing.T) {
 	mustSh(t, s.Dir, "rm m")
 	if _, err := p.ObjGet(filepath.Join(s.Dir, "m"), 0); !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("get after rm: %v", err)
+	}
+}
+
+// TestConcurrentPinsReadsWrites runs engine-side pins and unpins next to FUSE listings, reads
+// and writes of the same map (for the race detector and for deadlocks between kernel
+// notifications and handlers).
+func TestConcurrentPinsReadsWrites(t *testing.T) {
+	s, p := mountTest(t)
+	fd, err := p.MapCreate(&engine.MapCreateAttr{MapType: objects.MapTypeHash, KeySize: 4, ValueSize: 8, MaxEntries: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ObjPin(fd, filepath.Join(s.Dir, "m"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(s.Dir, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	var wg sync.WaitGroup
+	run := func(fn func(i int) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := fn(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	run(func(i int) error { // pins through the engine, unpins through FUSE
+		name := filepath.Join(s.Dir, "d", "p"+strconv.Itoa(i%8))
+		if err := p.ObjPin(fd, name, 0); err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+	run(func(i int) error {
+		_, err := os.ReadDir(filepath.Join(s.Dir, "d"))
+		return err
+	})
+	run(func(i int) error {
+		_, err := os.ReadFile(filepath.Join(s.Dir, "m"))
+		return err
+	})
+	run(func(i int) error {
+		return os.WriteFile(filepath.Join(s.Dir, "m"), []byte(strconv.Itoa(i%1000)+" "+strconv.Itoa(i)+"\n"), 0)
+	})
+	time.Sleep(time.Second)
+	close(done)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
