@@ -99,31 +99,36 @@ func (h *mapHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Read
 	h.rmu.Lock()
 	defer h.rmu.Unlock()
 	r := &h.rd
-	if off < r.bufOff || (off == 0 && r.started && r.bufOff+int64(len(r.buf)) != 0) {
+	if off < r.bufOff+int64(r.pos) || (off == 0 && r.started) {
 		r.reset()
 	}
 	for {
-		// Drop what lies before off.
-		if skip := off - r.bufOff; skip > 0 {
-			if skip >= int64(len(r.buf)) {
+		// Skip what lies before off (only a seek forward leaves anything here).
+		if skip := off - r.bufOff - int64(r.pos); skip > 0 {
+			if skip >= int64(len(r.buf)-r.pos) {
 				r.bufOff += int64(len(r.buf))
-				r.buf = r.buf[:0]
+				r.buf, r.pos = r.buf[:0], 0
 			} else {
-				n := copy(r.buf, r.buf[skip:])
-				r.buf = r.buf[:n]
-				r.bufOff = off
+				r.pos += int(skip)
 			}
 		}
-		if len(r.buf) >= len(dest) || r.done {
+		if len(r.buf)-r.pos >= len(dest) || r.done {
 			break
+		}
+		// Move the unread tail to the front before appending more.
+		if r.pos > 0 {
+			n := copy(r.buf, r.buf[r.pos:])
+			r.bufOff += int64(r.pos)
+			r.buf, r.pos = r.buf[:n], 0
 		}
 		if err := r.fill(); err != nil {
 			return nil, errno(err)
 		}
 	}
 	n := 0
-	if off >= r.bufOff {
-		n = copy(dest, r.buf)
+	if off == r.bufOff+int64(r.pos) {
+		n = copy(dest, r.buf[r.pos:])
+		r.pos += n
 	}
 	h.fs.tree.Touch(h.node, true, false)
 	return fuse.ReadResultData(dest[:n]), 0
@@ -132,8 +137,9 @@ func (h *mapHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Read
 // reader generates a listing.
 type reader struct {
 	h       *mapHandle
-	buf     []byte // generated text not yet read; buf[0] is at file offset bufOff
+	buf     []byte // generated text; buf[0] is at file offset bufOff
 	bufOff  int64
+	pos     int // buf[:pos] has been read
 	started bool
 	done    bool
 
