@@ -116,6 +116,9 @@ func (s *Server) notify(c pinning.Change) {
 		}
 	}
 	ino.NotifyEntry(c.Name)
+	// The directory's mtime, ctime and nlink changed too (bpf_mkobj_ops updates the parent's
+	// times on every create); offset -1 invalidates its cached attributes only.
+	ino.NotifyContent(-1, 0)
 }
 
 func (f *FS) rootInode() *fs.Inode {
