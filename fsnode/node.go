@@ -92,6 +92,7 @@ var (
 	_ = (fs.NodeSetxattrer)((*Node)(nil))
 	_ = (fs.NodeListxattrer)((*Node)(nil))
 	_ = (fs.NodeRemovexattrer)((*Node)(nil))
+	_ = (fs.NodeFsyncer)((*Node)(nil))
 )
 
 func errno(err error) syscall.Errno {
@@ -373,4 +374,12 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		return nil, 0, errno(err)
 	}
 	return h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// Fsync implements fs.NodeFsyncer. Directories: fs/libfs.c:noop_fsync. Map files: the kernel's
+// bpffs_map_fops has no fsync (EINVAL), but its map files cannot be written either; here a
+// write is applied before write(2) returns, so there is nothing to sync and fsync succeeds
+// (dd conv=fsync, editors). go-fuse's default would be ENOTSUP.
+func (n *Node) Fsync(ctx context.Context, f fs.FileHandle, flags uint32) syscall.Errno {
+	return 0
 }
