@@ -107,10 +107,13 @@ func htabMemUsage(m *Map) uint64 {
 	return 512 + nb*8 + max*elem
 }
 
-// htab is a hash table laid out to need few bytes per element: elements live in chunks of a
-// flat byte arena as [next u32][hash u32][key][value] (LRU maps add [lruPrev u32][lruNext u32]),
-// buckets hold the index+1 of their first element, and chains are newest first, as the
-// kernel's hlist_nulls_add_head does. Buckets are guarded by striped locks.
+// htab is a hash table laid out to need few bytes per element: each element is a link
+// {next, hash} (8 bytes, in a links array) plus [key][value] in chunks of a flat byte arena (LRU
+// maps add [lruPrev u32][lruNext u32]); buckets hold the index+1 of their first element, and
+// chains are newest first, as the kernel's hlist_nulls_add_head does. Keeping the links apart
+// from keys and values keeps the part a chain walk touches small (8 bytes per element), so in
+// a table of millions of elements the hops to non-matching elements mostly hit the CPU cache.
+// Buckets are guarded by striped locks.
 type htab struct {
 	m        *Map
 	keySize  int
@@ -124,7 +127,8 @@ type htab struct {
 	lockMask uint32
 
 	allocMu   sync.Mutex
-	chunks    [][]byte
+	chunks    [][]byte     // [key][value](+LRU links) per element
+	links     [][]htabLink // {next, hash} per element, chunked like chunks
 	chunkBits uint
 	nAlloc    uint32 // elements carved from chunks so far
 	freeHead  uint32 // free list of element indexes (+1)
@@ -163,12 +167,12 @@ func newHtab(m *Map, valSize int) (*htab, error) {
 	if m.MaxEntries > 1 {
 		h.nBuckets = 1 << bits.Len32(m.MaxEntries-1)
 	}
-	h.valOff = 8 + h.keySize
+	h.valOff = h.keySize
 	h.stride = h.valOff + h.valSize
 	if h.lru {
 		h.stride += 8
 	}
-	h.buckets = make([]uint32, h.nBuckets)
+	h.buckets = makeHugeU32s(int(h.nBuckets))
 	nlocks := uint32(256)
 	if h.lru {
 		// LRU eviction touches two buckets; one lock keeps it simple and deadlock-free.
@@ -186,12 +190,36 @@ func newHtab(m *Map, valSize int) (*htab, error) {
 	}
 	h.chunkBits = uint(bits.TrailingZeros32(chunk))
 	h.chunks = make([][]byte, (uint64(h.maxElems)+uint64(chunk)-1)>>h.chunkBits)
+	h.links = make([][]htabLink, len(h.chunks))
+	if arena := uint64(h.maxElems) * uint64(h.stride); arena >= 2*hugePageSize {
+		// A big table gets its elements in one arena on huge pages (its chunks are views),
+		// so random lookups do not miss the TLB on every access. Pages are only backed
+		// by memory once touched.
+		a := makeHugeBytes(int(arena))
+		per := uint64(chunk) * uint64(h.stride)
+		la := makeHugeLinks(int(h.maxElems))
+		for c := range h.chunks {
+			h.chunks[c] = a[uint64(c)*per : min(uint64(c+1)*per, arena) : min(uint64(c+1)*per, arena)]
+			lo := uint64(c) << h.chunkBits
+			hi := min(lo+uint64(chunk), uint64(h.maxElems))
+			h.links[c] = la[lo:hi:hi]
+		}
+	}
 	if m.Flags&FZeroSeed == 0 {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		h.seed = binary.LittleEndian.Uint32(b[:])
 	}
 	return h, nil
+}
+
+// htabLink is an element's chain link: the index+1 of the next element in its bucket and the
+// element's hash.
+type htabLink struct{ next, hash uint32 }
+
+// link returns element i's link.
+func (h *htab) link(i uint32) *htabLink {
+	return &h.links[i>>h.chunkBits][i&(1<<h.chunkBits-1)]
 }
 
 func (h *htab) elem(i uint32) []byte {
@@ -209,27 +237,27 @@ func putU32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
 // The bucket's lock must be held.
 func (h *htab) find(b uint32, hash uint32, key []byte) (cur, prev uint32) {
 	for i := h.buckets[b]; i != 0; {
-		e := h.elem(i - 1)
-		if getU32(e[4:]) == hash && bytes.Equal(e[8:h.valOff], key) {
+		ln := h.link(i - 1)
+		if ln.hash == hash && bytes.Equal(h.elem(i - 1)[:h.valOff], key) {
 			return i, prev
 		}
 		prev = i
-		i = getU32(e)
+		i = ln.next
 	}
 	return 0, 0
 }
 
 func (h *htab) unlink(b, cur, prev uint32) {
-	next := getU32(h.elem(cur - 1))
+	next := h.link(cur - 1).next
 	if prev == 0 {
 		h.buckets[b] = next
 	} else {
-		putU32(h.elem(prev-1), next)
+		h.link(prev - 1).next = next
 	}
 }
 
 func (h *htab) linkHead(b, cur uint32) {
-	putU32(h.elem(cur-1), h.buckets[b])
+	h.link(cur - 1).next = h.buckets[b]
 	h.buckets[b] = cur
 }
 
@@ -239,7 +267,7 @@ func (h *htab) allocElem() uint32 {
 	defer h.allocMu.Unlock()
 	if h.freeHead != 0 {
 		i := h.freeHead
-		h.freeHead = getU32(h.elem(i - 1))
+		h.freeHead = h.link(i - 1).next
 		return i
 	}
 	if h.nAlloc >= h.maxElems {
@@ -253,6 +281,7 @@ func (h *htab) allocElem() uint32 {
 			size = rest
 		}
 		h.chunks[c] = make([]byte, size*h.stride)
+		h.links[c] = make([]htabLink, size)
 	}
 	h.nAlloc++
 	return idx + 1
@@ -260,7 +289,7 @@ func (h *htab) allocElem() uint32 {
 
 func (h *htab) freeElem(i uint32) {
 	h.allocMu.Lock()
-	putU32(h.elem(i-1), h.freeHead)
+	h.link(i - 1).next = h.freeHead
 	h.freeHead = i
 	h.allocMu.Unlock()
 }
@@ -342,8 +371,8 @@ func (h *htab) update(key, value []byte, flags uint64) error {
 		}
 	}
 	e := h.elem(ne - 1)
-	putU32(e[4:], hash)
-	copy(e[8:h.valOff], key)
+	h.link(ne - 1).hash = hash
+	copy(e[:h.valOff], key)
 	copy(e[h.valOff:h.valOff+h.valSize], value)
 	h.linkHead(b, ne)
 	if h.lru {
@@ -407,8 +436,8 @@ func (h *htab) getNextKey(key, next []byte) error {
 		l.RLock()
 		cur, _ := h.find(b, hash, key)
 		if cur != 0 {
-			if n := getU32(h.elem(cur - 1)); n != 0 {
-				copy(next, h.elem(n - 1)[8:h.valOff])
+			if n := h.link(cur - 1).next; n != 0 {
+				copy(next, h.elem(n - 1)[:h.valOff])
 				l.RUnlock()
 				return nil
 			}
@@ -420,7 +449,7 @@ func (h *htab) getNextKey(key, next []byte) error {
 		l := h.lockFor(b)
 		l.RLock()
 		if first := h.buckets[b]; first != 0 {
-			copy(next, h.elem(first - 1)[8:h.valOff])
+			copy(next, h.elem(first - 1)[:h.valOff])
 			l.RUnlock()
 			return nil
 		}
@@ -436,7 +465,7 @@ func (h *htab) free() {
 		return
 	}
 	for b := uint32(0); b < h.nBuckets; b++ {
-		for i := h.buckets[b]; i != 0; i = getU32(h.elem(i - 1)) {
+		for i := h.buckets[b]; i != 0; i = h.link(i - 1).next {
 			e := h.elem(i - 1)
 			h.onRemove(e[h.valOff : h.valOff+h.valSize])
 		}
@@ -459,7 +488,7 @@ func (h *htab) LookupBatch(bucket uint32, keys, values []byte, count int, del bo
 			l.RLock()
 		}
 		cnt := 0
-		for i := h.buckets[bucket]; i != 0; i = getU32(h.elem(i - 1)) {
+		for i := h.buckets[bucket]; i != 0; i = h.link(i - 1).next {
 			cnt++
 		}
 		if cnt > count-total {
@@ -475,8 +504,8 @@ func (h *htab) LookupBatch(bucket uint32, keys, values []byte, count int, del bo
 		}
 		for i := h.buckets[bucket]; i != 0; {
 			e := h.elem(i - 1)
-			nxt := getU32(e)
-			copy(keys[total*h.keySize:], e[8:h.valOff])
+			nxt := h.link(i - 1).next
+			copy(keys[total*h.keySize:], e[:h.valOff])
 			copy(values[total*h.valSize:], e[h.valOff:h.valOff+h.valSize])
 			total++
 			if del {
@@ -546,9 +575,9 @@ func (h *htab) lruEvict() uint32 {
 		return 0
 	}
 	e := h.elem(v - 1)
-	b := getU32(e[4:]) & (h.nBuckets - 1)
+	b := h.link(v-1).hash & (h.nBuckets - 1)
 	prev := uint32(0)
-	for i := h.buckets[b]; i != 0 && i != v; i = getU32(h.elem(i - 1)) {
+	for i := h.buckets[b]; i != 0 && i != v; i = h.link(i - 1).next {
 		prev = i
 	}
 	if h.onRemove != nil {
