@@ -1,9 +1,7 @@
 package tests
 
 import (
-	"errors"
 	"fmt"
-	"testing"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -102,18 +100,4 @@ func kernelGetErr(path string) error {
 		unix.Close(fd)
 	}
 	return err
-}
-
-// errnoOf returns the unix.Errno inside err, 0 for nil, and fails for other errors.
-func errnoOf(t testing.TB, err error) unix.Errno {
-	t.Helper()
-	if err == nil {
-		return 0
-	}
-	var e unix.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	t.Fatalf("not an errno: %v", err)
-	return 0
 }
