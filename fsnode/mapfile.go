@@ -186,8 +186,9 @@ func (r *reader) fill() error {
 		return nil
 	}
 	if r.batch {
+		first := r.token == nil
 		err := r.fillBatch()
-		if errors.Is(err, unix.EINVAL) || errors.Is(err, objects.ENOTSUPP) || errors.Is(err, unix.EOPNOTSUPP) {
+		if first && (errors.Is(err, unix.EINVAL) || errors.Is(err, objects.ENOTSUPP) || errors.Is(err, unix.EOPNOTSUPP)) {
 			// The type has no batch ops: walk with get_next_key.
 			r.batch = false
 			return nil
