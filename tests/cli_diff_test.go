@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -70,7 +71,32 @@ func cliNormalize(s, mnt string) string {
 	s = cliMemlock.ReplaceAllString(s, "memlock MEMLOCKB")
 	s = cliMemJSON.ReplaceAllStringFunc(s, func(m string) string { return regexp.MustCompile(`\d+`).ReplaceAllString(m, "MEMLOCK") })
 	s = regexp.MustCompile(`get map by id \(\d+\)`).ReplaceAllString(s, "get map by id (ID)")
-	return s
+	return cliSortPinned(s)
+}
+
+// cliSortPinned sorts the paths of a map pinned more than once: bpftool lists them in the
+// order of its hash table's chains over the bpffs walk, which is not an order to copy.
+func cliSortPinned(s string) string {
+	s = regexp.MustCompile(`"pinned": ?\[[^\]]*\]`).ReplaceAllStringFunc(s, func(m string) string {
+		open := strings.Index(m, "[")
+		items := strings.Split(m[open+1:len(m)-1], ",")
+		sort.Strings(items)
+		return m[:open+1] + strings.Join(items, ",") + "]"
+	})
+	lines := strings.Split(s, "\n")
+	for i := 0; i < len(lines); {
+		j := i
+		for j < len(lines) && strings.HasPrefix(lines[j], "\tpinned ") {
+			j++
+		}
+		if j > i {
+			sort.Strings(lines[i:j])
+			i = j
+		} else {
+			i++
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // cliSide is one implementation under test.

@@ -249,3 +249,40 @@ func TestCLIBatchStdin(t *testing.T) {
 		t.Errorf("batch file: %v", r)
 	}
 }
+
+// TestCLISymlinkedMount: a mount made through a symlinked path (as /var/run/x is /run/x) is
+// found from either spelling, and pins land in it.
+func TestCLISymlinkedMount(t *testing.T) {
+	requireFUSE(t)
+	base := t.TempDir()
+	real := filepath.Join(base, "real")
+	link := filepath.Join(base, "link")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "mount", link).CombinedOutput(); err != nil {
+		t.Fatalf("mount %s: %v\n%s", link, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command(bin, "umount", real).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v\n%s", real, err, out)
+		}
+	})
+	if r := ours(t, nil, "map", "create", link+"/m", "type", "array", "key", "4", "value", "4", "entries", "1", "name", "symm"); r.code != 0 {
+		t.Fatalf("create through the link: %v", r)
+	}
+	for _, p := range []string{link + "/m", real + "/m"} {
+		if r := ours(t, nil, "map", "update", "pinned", p, "key", "0", "0", "0", "0", "value", "1", "2", "3", "4"); r.code != 0 {
+			t.Errorf("update %s: %v", p, r)
+		}
+	}
+	if r := ours(t, nil, "-f", "map", "show", "--mount", link); r.code != 0 || !strings.Contains(r.stdout, "pinned "+real+"/m") {
+		t.Errorf("show --mount link: %v", r)
+	}
+	if out, err := exec.Command("cat", real+"/m").CombinedOutput(); err != nil || !strings.Contains(string(out), "01 02 03 04") {
+		t.Errorf("cat: %v\n%s", err, out)
+	}
+}

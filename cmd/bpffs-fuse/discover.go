@@ -151,7 +151,7 @@ func mountOf(path string) (string, string, error) {
 		}
 	}
 	if best == "" {
-		return "", rp, fmt.Errorf("%s is not on a bpffs-fuse mount: %w", path, unix.ENOENT)
+		return "", rp, fmt.Errorf("%s is not on a bpffs-fuse mount", path)
 	}
 	return best, rp, nil
 }
@@ -176,7 +176,8 @@ func chooseMount(flag string) (string, error) {
 		flag = os.Getenv("BPFFS_MOUNT")
 	}
 	if flag != "" {
-		dir, _, err := mountOf(flag)
+		// The mount point itself may be a symlink's name: resolve every component.
+		dir, _, err := mountOf(realPathUncached(flag))
 		if err != nil {
 			return "", err
 		}

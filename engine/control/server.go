@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -277,6 +279,30 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	proc.Exit()
 }
 
+// mountSpelling rewrites a path whose mount prefix is spelled with symlinks resolved (as
+// /proc/self/mountinfo shows mount points, and so as clients find them) into the spelling the
+// mount was registered with, when the two differ (a mount made through a symlinked path such
+// as /var/run/x). Only paths under no registered mount take this slow path; resolving the
+// mount point stats the mount root, which this daemon answers from another goroutine.
+func mountSpelling(eng *engine.Engine, path string) string {
+	mounts := eng.Mounts()
+	for _, m := range mounts {
+		if path == m || strings.HasPrefix(path, m+"/") {
+			return path
+		}
+	}
+	for _, m := range mounts {
+		real, err := filepath.EvalSymlinks(m)
+		if err != nil || real == m {
+			continue
+		}
+		if path == real || strings.HasPrefix(path, real+"/") {
+			return m + path[len(real):]
+		}
+	}
+	return path
+}
+
 // quick reports ops that do a bounded amount of work (one element, one fd, one info).
 func quick(op uint16) bool {
 	switch op {
@@ -397,13 +423,13 @@ func handle(proc *engine.Process, f frame) []byte {
 	case OpObjPin:
 		fd, path, flags := int(int32(d.u32())), d.str(), d.u32()
 		if err = d.done(); err == nil {
-			err = proc.ObjPin(fd, path, flags)
+			err = proc.ObjPin(fd, mountSpelling(proc.Engine(), path), flags)
 		}
 	case OpObjGet:
 		path, flags := d.str(), d.u32()
 		if err = d.done(); err == nil {
 			var fd int
-			fd, err = proc.ObjGet(path, flags)
+			fd, err = proc.ObjGet(mountSpelling(proc.Engine(), path), flags)
 			results = func() { e.u32(uint32(fd)) }
 		}
 	case OpMapGetNextID:
