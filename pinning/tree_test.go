@@ -383,3 +383,27 @@ func TestInodeNumbersAndTimes(t *testing.T) {
 		t.Fatalf("a mtime %v", aa.Mtime)
 	}
 }
+
+func TestPathOfAndParentIno(t *testing.T) {
+	tr := New(Options{Mode: 0o777})
+	r := tr.Root()
+	a, _ := tr.Mkdir(r, "a", 0o755, Creator{})
+	b, _ := tr.Mkdir(a, "b", 0o755, Creator{})
+	if p, ok := tr.PathOf(b); !ok || len(p) != 2 || p[0] != "a" || p[1] != "b" {
+		t.Fatalf("PathOf(b) = %v %v", p, ok)
+	}
+	if p, ok := tr.PathOf(r); !ok || len(p) != 0 {
+		t.Fatalf("PathOf(root) = %v %v", p, ok)
+	}
+	if tr.ParentIno(b) != a.Ino() || tr.ParentIno(r) != RootIno {
+		t.Fatal("ParentIno")
+	}
+	wantErrno(t, "mv a/b c", tr.Rename(a, "b", r, "c", 0), 0)
+	if p, ok := tr.PathOf(b); !ok || len(p) != 1 || p[0] != "c" {
+		t.Fatalf("PathOf after rename = %v %v", p, ok)
+	}
+	wantErrno(t, "rmdir c", tr.Rmdir(r, "c"), 0)
+	if _, ok := tr.PathOf(b); ok {
+		t.Fatal("PathOf of a removed dir")
+	}
+}
