@@ -117,12 +117,26 @@ func parseMountArgs(args []string) (*mountArgs, error) {
 			return nil, err
 		}
 	}
-	dir, err := filepath.Abs(a.dir)
+	dir, err := canonical(a.dir)
 	if err != nil {
 		return nil, err
 	}
 	a.dir = dir
 	return a, nil
+}
+
+// canonical returns dir as an absolute path with the symlinks of its parent resolved, as
+// /proc/self/mountinfo shows mount points. The last component is not resolved: on a dead
+// mount it cannot be.
+func canonical(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if parent, err := filepath.EvalSymlinks(filepath.Dir(dir)); err == nil {
+		dir = filepath.Join(parent, filepath.Base(dir))
+	}
+	return dir, nil
 }
 
 var errHelp = errors.New("help")
@@ -299,7 +313,7 @@ func umountMain(args []string) int {
 		fmt.Fprint(os.Stderr, mountUsage)
 		return 255
 	}
-	dir, err := filepath.Abs(args[0])
+	dir, err := canonical(args[0])
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: umount: %v\n", err)
 		return 1
