@@ -215,7 +215,7 @@ func (t *tool) mapFDsByName(name string) ([]int, bool) {
 	var fds []int
 	fail := func() ([]int, bool) {
 		for _, fd := range fds {
-			c.Close(fd)
+			c.CloseNoWait(fd)
 		}
 		return nil, false
 	}
@@ -237,11 +237,11 @@ func (t *tool) mapFDsByName(name string) ([]int, bool) {
 		info, err := c.MapGetInfoByFD(fd)
 		if err != nil {
 			t.perr("can't get map info (%d): %s", id, strerror(err))
-			c.Close(fd)
+			c.CloseNoWait(fd)
 			return fail()
 		}
 		if info.Name != name {
-			c.Close(fd)
+			c.CloseNoWait(fd)
 			continue
 		}
 		fds = append(fds, fd)
@@ -258,7 +258,7 @@ func (t *tool) mapParseFD(args *[]string) (int, bool) {
 		if len(fds) > 1 {
 			t.perr("several maps match this handle")
 			for _, fd := range fds {
-				t.cli.Close(fd)
+				t.cli.CloseNoWait(fd)
 			}
 		}
 		return -1, false
@@ -275,7 +275,7 @@ func (t *tool) mapParseFDAndInfo(args *[]string) (mapFD, int) {
 	info, err := t.cli.MapGetInfoByFD(fd)
 	if err != nil {
 		t.perr("can't get map info: %s", strerror(err))
-		t.cli.Close(fd)
+		t.cli.CloseNoWait(fd)
 		return mapFD{}, errnoRet(err)
 	}
 	return mapFD{fd, info}, 0
@@ -579,7 +579,7 @@ func (t *tool) pinnedTable() map[uint32][]string {
 		if info, err := t.cli.MapGetInfoByFD(fd); err == nil {
 			table[info.ID] = append(table[info.ID], path)
 		}
-		t.cli.Close(fd)
+		t.cli.CloseNoWait(fd)
 		return nil
 	})
 	return table
@@ -664,7 +664,7 @@ func (t *tool) showMapPlain(info *engine.MapInfo, pinned map[uint32][]string) {
 }
 
 func (t *tool) showMap(fd int, info *engine.MapInfo, pinned map[uint32][]string) {
-	t.cli.Close(fd)
+	t.cli.CloseNoWait(fd)
 	if t.json != nil {
 		t.showMapJSON(info, pinned)
 	} else {
@@ -689,7 +689,7 @@ func (t *tool) mapShow(args []string) int {
 			if err != nil {
 				t.perr("can't get map info: %s", strerror(err))
 				for _, f := range fds[i:] {
-					t.cli.Close(f)
+					t.cli.CloseNoWait(f)
 				}
 				ret = errnoRet(err)
 				break
@@ -737,7 +737,7 @@ func (t *tool) mapShow(args []string) int {
 		info, err := c.MapGetInfoByFD(fd)
 		if err != nil {
 			t.perr("can't get map info: %s", strerror(err))
-			c.Close(fd)
+			c.CloseNoWait(fd)
 			ret = -1
 			break
 		}
@@ -856,13 +856,13 @@ func (t *tool) mapDump(args []string) int {
 		if ret != 0 {
 			break
 		}
-		t.cli.Close(fds[i])
+		t.cli.CloseNoWait(fds[i])
 	}
 	if t.json != nil && len(fds) > 1 {
 		t.json.endArray()
 	}
 	for ; i < len(fds); i++ {
-		t.cli.Close(fds[i])
+		t.cli.CloseNoWait(fds[i])
 	}
 	return ret
 }
@@ -876,13 +876,13 @@ func (t *tool) mapUpdate(args []string) int {
 	if ret != 0 {
 		return ret
 	}
-	defer t.cli.Close(m.fd)
+	defer t.cli.CloseNoWait(m.fd)
 	key, value := t.allocKeyValue(&m.info)
 	flags := objects.Any
 	valueFD := -1
 	defer func() {
 		if valueFD >= 0 {
-			t.cli.Close(valueFD)
+			t.cli.CloseNoWait(valueFD)
 		}
 	}()
 	if !t.parseElem(args, elemParse{info: &m.info, key: key, value: value, keySize: m.info.KeySize,
@@ -917,7 +917,7 @@ func (t *tool) mapLookup(args []string) int {
 	if ret != 0 {
 		return ret
 	}
-	defer t.cli.Close(m.fd)
+	defer t.cli.CloseNoWait(m.fd)
 	key, value := t.allocKeyValue(&m.info)
 	if !t.parseElem(args, elemParse{info: &m.info, key: key, keySize: m.info.KeySize}) {
 		return -1
@@ -949,7 +949,7 @@ func (t *tool) mapGetNext(args []string) int {
 	if ret != 0 {
 		return ret
 	}
-	defer t.cli.Close(m.fd)
+	defer t.cli.CloseNoWait(m.fd)
 	// malloc(key_size) is a valid pointer even for key_size 0.
 	var key []byte
 	next := make([]byte, m.info.KeySize)
@@ -998,7 +998,7 @@ func (t *tool) mapDelete(args []string) int {
 	if ret != 0 {
 		return ret
 	}
-	defer t.cli.Close(m.fd)
+	defer t.cli.CloseNoWait(m.fd)
 	key := make([]byte, m.info.KeySize)
 	if !t.parseElem(args, elemParse{info: &m.info, key: key, keySize: m.info.KeySize}) {
 		return -1
@@ -1049,7 +1049,7 @@ func (t *tool) mapPin(args []string) int {
 		return -1
 	}
 	ret := t.pinFD(fd, args[0])
-	t.cli.Close(fd)
+	t.cli.CloseNoWait(fd)
 	if ret == 0 && t.json != nil {
 		t.json.null()
 	}
@@ -1094,7 +1094,7 @@ func (t *tool) mapCreate(args []string) int {
 	innerFD := -1
 	defer func() {
 		if innerFD >= 0 {
-			c.Close(innerFD)
+			c.CloseNoWait(innerFD)
 		}
 	}()
 	typeSet := false
@@ -1170,7 +1170,7 @@ func (t *tool) mapCreate(args []string) int {
 		return -1
 	}
 	ret := t.pinFD(fd, pinfile)
-	c.Close(fd)
+	c.CloseNoWait(fd)
 	if ret != 0 {
 		return ret
 	}
@@ -1189,7 +1189,7 @@ func (t *tool) mapPop(args []string) int {
 	if ret != 0 {
 		return ret
 	}
-	defer t.cli.Close(m.fd)
+	defer t.cli.CloseNoWait(m.fd)
 	key, value := t.allocKeyValue(&m.info)
 	if err := t.cli.MapLookupAndDeleteElem(m.fd, key, value, 0); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -1218,12 +1218,12 @@ func (t *tool) mapFreeze(args []string) int {
 		return -1
 	}
 	if len(args) != 0 {
-		t.cli.Close(fd)
+		t.cli.CloseNoWait(fd)
 		t.perr("what is '%s'?", args[0])
 		return -1
 	}
 	err := t.cli.MapFreeze(fd)
-	t.cli.Close(fd)
+	t.cli.CloseNoWait(fd)
 	if err != nil {
 		t.perr("failed to freeze map: %s", strerror(err))
 		return errnoRet(err)

@@ -463,6 +463,32 @@ func (c *Client) Close(fd int) error {
 	return finish(d, err)
 }
 
+// CloseNoWait closes fd in the daemon without waiting for the outcome (the request carries
+// FlagNoReply): for descriptors a caller is done with, it saves a round trip. Only a failure
+// to send is reported; the close may complete after requests sent later.
+func (c *Client) CloseNoWait(fd int) error {
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	id := c.nextID.Add(1)
+	c.wmu.Lock()
+	e := enc{b: appendFrameHeaderFlags(c.wb[:0], id, OpClose, FlagNoReply)}
+	e.u32(uint32(fd))
+	err = writeAll(c.fd, finishFrame(e.b))
+	c.wb = e.b
+	c.wmu.Unlock()
+	if err != nil {
+		c.mu.Lock()
+		c.fail(err)
+		err = c.err
+		c.mu.Unlock()
+	}
+	return err
+}
+
 // Dup is dup(2) of fd in the daemon (engine.Process.Dup).
 func (c *Client) Dup(fd int) (int, error) {
 	d, err := c.call(OpDup, func(e *enc) { e.u32(uint32(fd)) })

@@ -311,7 +311,7 @@ func TestMalformedFrames(t *testing.T) {
 	if f, en := readResp(t, c); f.id != 8 || en != unix.EINVAL {
 		t.Fatalf("unknown op: id %d errno %v", f.id, en)
 	}
-	send(9, OpMapGetNextID, 1, le32(0))
+	send(9, OpMapGetNextID, 2, le32(0))
 	if f, en := readResp(t, c); f.id != 9 || en != unix.EINVAL {
 		t.Fatalf("flags: id %d errno %v", f.id, en)
 	}
@@ -504,4 +504,32 @@ func FuzzServe(f *testing.F) {
 		}
 		cl.Exit()
 	})
+}
+
+// TestCloseNoWait: a close without a response still closes the fd, and the connection keeps
+// answering the requests after it.
+func TestCloseNoWait(t *testing.T) {
+	_, path := startServer(t, Policy{})
+	c := dial(t, path)
+	fd, err := c.MapCreate(&engine.MapCreateAttr{MapType: objects.MapTypeArray, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseNoWait(fd); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := c.MapGetInfoByFD(fd)
+		if errors.Is(err, unix.EBADFD) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fd still open after CloseNoWait: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := c.MapGetNextID(0); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("after CloseNoWait: %v", err)
+	}
 }

@@ -37,8 +37,12 @@
 //	u32 len     bytes after this field (8 + payload), at most MaxFrame
 //	u32 id      request id chosen by the client; the response carries the same id
 //	u16 op      the bpf(2) command number (enum bpf_cmd) or one of OpClose, OpDup
-//	u16 flags   0
+//	u16 flags   requests: FlagNoReply (1) or 0; responses: 0
 //	payload     op-specific
+//
+// A request with FlagNoReply gets no response, whatever its outcome; clients use it for
+// close(2) of descriptors they no longer need, where waiting would only add a round trip.
+// Other flag bits are reserved and make the request fail with EINVAL.
 //
 // Requests on one connection run concurrently (up to MaxInFlight at a time); responses come
 // back in completion order, matched by id. A response payload starts with a u32 errno (0 on

@@ -60,6 +60,9 @@ const (
 	OpError uint16 = 0xffff
 )
 
+// FlagNoReply in a request's flags asks the server not to send a response.
+const FlagNoReply uint16 = 1
+
 // frame is one decoded frame.
 type frame struct {
 	id      uint32
@@ -108,10 +111,14 @@ func unexpectedEOF(err error) error {
 
 // appendFrameHeader starts a frame in b; finishFrame fills in its length.
 func appendFrameHeader(b []byte, id uint32, op uint16) []byte {
+	return appendFrameHeaderFlags(b, id, op, 0)
+}
+
+func appendFrameHeaderFlags(b []byte, id uint32, op, flags uint16) []byte {
 	b = binary.LittleEndian.AppendUint32(b, 0)
 	b = binary.LittleEndian.AppendUint32(b, id)
 	b = binary.LittleEndian.AppendUint16(b, op)
-	return binary.LittleEndian.AppendUint16(b, 0)
+	return binary.LittleEndian.AppendUint16(b, flags)
 }
 
 // finishFrame sets the len field of the frame that starts at b[0].

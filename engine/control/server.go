@@ -265,14 +265,14 @@ func (s *Server) serveConn(c *net.UnixConn) {
 		// Everything else runs on its own goroutine, so that requests queued behind a slow
 		// one, or arriving while it runs, proceed concurrently.
 		if quick(f.op) && r.Buffered() == 0 {
-			cs.send(handle(proc, f))
+			cs.reply(f, handle(proc, f))
 			continue
 		}
 		cs.sem <- struct{}{}
 		cs.wg.Add(1)
 		go func() {
 			defer func() { <-cs.sem; cs.wg.Done() }()
-			cs.send(handle(proc, f))
+			cs.reply(f, handle(proc, f))
 		}()
 	}
 	cs.wg.Wait()
@@ -322,6 +322,14 @@ type connState struct {
 	wmu  sync.Mutex
 }
 
+// reply sends the response to f unless f asked for none.
+func (cs *connState) reply(f frame, b []byte) {
+	if f.flags&FlagNoReply != 0 {
+		return
+	}
+	cs.send(b)
+}
+
 func (cs *connState) send(b []byte) {
 	cs.wmu.Lock()
 	defer cs.wmu.Unlock()
@@ -345,7 +353,7 @@ func handle(proc *engine.Process, f frame) []byte {
 	var results func()
 	// always marks ops whose results are sent also on error (batches).
 	always := false
-	if f.flags != 0 {
+	if f.flags&^FlagNoReply != 0 {
 		return errorFrame(f.id, f.op, fmt.Errorf("control: frame flags %#x: %w", f.flags, unix.EINVAL))
 	}
 	switch f.op {
