@@ -174,3 +174,40 @@ func TestConcurrentPinsReadsWrites(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestUnpinOutsideDisappears: a name removed outside FUSE disappears at once, although the
+// kernel cached its entry (entry timeout 1 s).
+func TestUnpinOutsideDisappears(t *testing.T) {
+	s, p := mountTest(t)
+	fd, err := p.MapCreate(&engine.MapCreateAttr{MapType: objects.MapTypeArray, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(s.Dir, "d"), 0o755)
+	path := filepath.Join(s.Dir, "d", "m")
+	if err := p.ObjPin(fd, path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil { // cache the entry
+		t.Fatal(err)
+	}
+	if err := s.Tree.Unpin("d/m"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat right after Unpin: %v", err)
+	}
+	if out := mustSh(t, s.Dir, "ls d"); out != "" {
+		t.Fatalf("ls d: %q", out)
+	}
+	// Pin the same name again: it comes back.
+	if err := p.ObjPin(fd, path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustSh(t, s.Dir, "cat d/m"); !strings.Contains(out, "00 00 00 00: 00 00 00 00") {
+		t.Fatalf("cat after re-pin: %q", out)
+	}
+	if err := s.Tree.Unpin("d"); !errors.Is(err, unix.EISDIR) {
+		t.Fatalf("Unpin of a dir: %v", err)
+	}
+}

@@ -102,8 +102,9 @@ func Mount(dir string, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// notify tells the kernel that dir's entry name changed outside FUSE, if the kernel has dir
-// cached at all. It runs without the tree's lock (pinning.Tree.OnChange).
+// notify tells the kernel that dir's entry name changed outside FUSE (a pin made or removed
+// through the engine), if the kernel has dir cached at all. It runs without the tree's lock
+// (pinning.Tree.OnChange).
 func (s *Server) notify(c pinning.Change) {
 	path, ok := s.Tree.PathOf(c.Dir)
 	if !ok {
@@ -115,7 +116,16 @@ func (s *Server) notify(c pinning.Change) {
 			return // never looked up: nothing cached
 		}
 	}
-	ino.NotifyEntry(c.Name)
+	if child := ino.GetChild(c.Name); child != nil {
+		// The kernel may hold the old entry: drop it (inotify sees a delete), and forget it
+		// here too when the name is gone.
+		ino.NotifyDelete(c.Name, child)
+		if _, err := s.Tree.Lookup(c.Dir, c.Name); err != nil {
+			ino.RmChild(c.Name)
+		}
+	} else {
+		ino.NotifyEntry(c.Name)
+	}
 	// The directory's mtime, ctime and nlink changed too (bpf_mkobj_ops updates the parent's
 	// times on every create); offset -1 invalidates its cached attributes only.
 	ino.NotifyContent(-1, 0)

@@ -300,3 +300,26 @@ func getErr(rel string, err error) error {
 func sortEntries(es []DirEntry) {
 	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
 }
+
+// Unpin removes the name rel from outside FUSE (the daemon or the Go API; bpf(2) has no
+// unpin, users unlink): directories are EISDIR, the preload files EPERM; symlinks in the
+// directory part are followed. The last name of a pin drops its reference. No permission
+// check: callers act as the mount's owner. The change is reported to the OnChange function.
+func (t *Tree) Unpin(rel string) error {
+	rel, err := cleanRel(rel)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	depth := 0
+	dir, name, err := t.walkLocked(rel, engine.Root(), &depth)
+	t.mu.Unlock()
+	if err != nil {
+		return getErr(rel, err)
+	}
+	if err := t.Unlink(dir, name); err != nil {
+		return pathErr(rel, err)
+	}
+	t.changed(Change{Dir: dir, Name: name})
+	return nil
+}
