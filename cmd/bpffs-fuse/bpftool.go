@@ -79,6 +79,7 @@ func bpftoolMain(argv []string) (code int) {
 		}
 	}()
 	t.lastHelp = t.doHelp
+	version := false
 	var args []string
 	for i := 0; i < len(argv); i++ {
 		a := argv[i]
@@ -117,8 +118,7 @@ func bpftoolMain(argv []string) (code int) {
 					t.mountFlag = val
 				}
 			case "version":
-				fmt.Fprintln(t.out, "bpffs-fuse (bpftool 7.1 compatible command language)")
-				return 0
+				version = true
 			default:
 				t.perr("unrecognized option '%s'", a)
 				if t.json != nil {
@@ -142,8 +142,7 @@ func bpftoolMain(argv []string) (code int) {
 				t.helpFlag = true
 			case 'm', 'd', 'L', 'l':
 			case 'V':
-				fmt.Fprintln(t.out, "bpffs-fuse (bpftool 7.1 compatible command language)")
-				return 0
+				version = true
 			case 'B':
 				if k == len(a)-1 {
 					i++
@@ -157,6 +156,9 @@ func bpftoolMain(argv []string) (code int) {
 				t.usage()
 			}
 		}
+	}
+	if version {
+		return t.doVersion(nil)
 	}
 	ret := t.cmdSelect(topCommands, args, (*tool).doHelp)
 	return int(uint8(ret))
@@ -174,7 +176,29 @@ func init() {
 		{"cgroup", unsupported("cgroup")},
 		{"btf", unsupported("btf")},
 		{"iter", unsupported("iter")},
+		{"perf", unsupported("perf")},
+		{"net", unsupported("net")},
+		{"feature", unsupported("feature")},
+		{"gen", unsupported("gen")},
+		{"struct_ops", unsupported("struct_ops")},
+		{"version", (*tool).doVersion},
 	}
+}
+
+// versionText is what `version` and -V print.
+const versionText = "bpffs-fuse (bpftool 7.1 command language)"
+
+// doVersion is main.c:do_version.
+func (t *tool) doVersion(args []string) int {
+	if t.json != nil {
+		t.json.startObject()
+		t.json.name("version")
+		t.json.printf(`"%s"`, versionText)
+		t.json.endObject()
+		return 0
+	}
+	fmt.Fprintln(t.out, versionText)
+	return 0
 }
 
 func (t *tool) setJSON(pretty bool) {
