@@ -318,7 +318,6 @@ func (t *tool) printEntryJSON(info *engine.MapInfo, key, value []byte) {
 	j.endObject()
 }
 
-
 // printEntryPlain is map.c:print_entry_plain.
 func (t *tool) printEntryPlain(info *engine.MapInfo, key, value []byte) {
 	w := t.out

@@ -20,7 +20,10 @@
 // OBJ_GET checks file modes against them, as bpffs does. Everyone else gets the handshake
 // reply with errno EPERM and the connection is closed. The socket file itself is created with
 // mode 0660 (0666 when the mount allows other users) in a directory of mode 0755, so that
-// the kernel lets the policy's users reach it; the policy check is the authority.
+// the kernel lets the policy's users reach it; the policy check is the authority. The socket
+// is owned by the mount's uid and the control group. Users other than the mounter also need
+// the mount's allow_other to reach the mount itself, which is how the CLI finds the socket
+// (the root's user.bpffs.control xattr).
 //
 // # Wire protocol, version 1
 //
