@@ -213,6 +213,33 @@ func TestFSMountHelper(t *testing.T) {
 			t.Fatalf("umount: %v %s", err, out)
 		}
 	}
+	// mount(8) itself, with the binary installed as /sbin/mount.fuse.bpffs-fuse: only when
+	// BPFFS_TEST_INSTALL_HELPER=1 allows the test to put that symlink there for its duration.
+	if os.Getenv("BPFFS_TEST_INSTALL_HELPER") == "1" {
+		const helper = "/sbin/mount.fuse.bpffs-fuse"
+		if _, err := os.Lstat(helper); err == nil {
+			t.Logf("%s exists already: not replaced", helper)
+		} else if err := os.Symlink(bin, helper); err != nil {
+			t.Errorf("installing %s: %v", helper, err)
+		} else {
+			dir := newMountDir(t)
+			out, err := exec.Command("mount", "-t", "fuse.bpffs-fuse", "bpffs", dir, "-o", "mode=0710,gid=5").CombinedOutput()
+			os.Remove(helper)
+			if err != nil {
+				t.Fatalf("mount -t fuse.bpffs-fuse via %s: %v %s", helper, err, out)
+			}
+			var st unix.Stat_t
+			unix.Stat(dir, &st)
+			if st.Mode != unix.S_IFDIR|unix.S_ISVTX|0o710 || st.Gid != 5 {
+				t.Errorf("mount(8) via %s: root mode %o gid %d", helper, st.Mode, st.Gid)
+			}
+			if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+				t.Errorf("umount: %v %s", err, out)
+			}
+		}
+	} else {
+		t.Log("BPFFS_TEST_INSTALL_HELPER is not 1: mount(8) through /sbin/mount.fuse.bpffs-fuse not tested")
+	}
 	// The binary installed as mount.fuse.bpffs-fuse: mount(8)'s helper calling convention.
 	dir := newMountDir(t)
 	helper := filepath.Join(t.TempDir(), "mount.fuse.bpffs-fuse")
