@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -227,5 +228,47 @@ func TestFSDiffUnpinFrees(t *testing.T) {
 		}}, o.root)
 	if got != want {
 		t.Errorf("kernel:\n%s\nours:\n%s", want, got)
+	}
+}
+
+// TestFSDiffObjGetDAC compares BPF_OBJ_GET's permission check (a.7: flags 0 needs read and write
+// permission on the pin) for a root caller without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH
+// (setpriv), on a pin owned by uid 1: bpftool map show pinned on the kernel's bpffs vs
+// bpffs-fuse map show pinned on ours; and cat of the pin on ours, which the kernel checks
+// through FUSE's default_permissions.
+func TestFSDiffObjGetDAC(t *testing.T) {
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv not installed")
+	}
+	if _, err := exec.LookPath("bpftool"); err != nil {
+		skipOrFail(t, "BPFFS_REQUIRE_KERNEL", "bpftool not installed")
+	}
+	k := kernelTree(t, "")
+	o := oursTree(t)
+	drop := []string{"--inh-caps=-dac_override,-dac_read_search", "--bounding-set=-dac_override,-dac_read_search"}
+	run := func(tool string, args ...string) string {
+		return errnoText(t, cliErr(exec.Command(setpriv, append(append(drop, tool), args...)...)))
+	}
+	for _, mode := range []uint32{0o600, 0o644, 0o666, 0o444, 0o222} {
+		for _, tr := range []*fsTree{k, o} {
+			p := fmt.Sprintf("%s/m%o", tr.root, mode)
+			tr.pin(t, p, 0o022)
+			if err := os.Chown(p, 1, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, os.FileMode(mode)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		name := fmt.Sprintf("get-dac/%04o", mode)
+		want := run("bpftool", "map", "show", "pinned", fmt.Sprintf("%s/m%o", k.root, mode))
+		got := run(bin, "map", "show", "pinned", fmt.Sprintf("%s/m%o", o.root, mode))
+		t.Run(name, func(t *testing.T) { diffOrKnown(t, name, want, got) })
+	}
+	// The FUSE side is checked by the kernel itself: a uid-1 0600 pin is not readable.
+	p := o.root + "/m600"
+	if got := run("cat", p); got != "EACCES" {
+		t.Errorf("cat of a uid-1 0600 pin without CAP_DAC_OVERRIDE: %s, want EACCES", got)
 	}
 }
