@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -20,12 +21,12 @@ import (
 // wrap the unix.Errno (errors.Is works). A Client is safe for concurrent use; concurrent calls
 // run concurrently in the daemon.
 //
-// Transport: the socket is a blocking descriptor and there is no reader goroutine. A caller
-// waiting for its response reads frames itself when no other caller is reading (and hands
-// frames for other requests to their callers), so an uncontended call costs one write and one
-// read on the calling thread: no goroutine or thread wakeups besides the kernel's.
+// Transport: there is no reader goroutine. A caller waiting for its response reads frames
+// itself when no other caller is reading (and hands frames for other requests to their
+// callers), so an uncontended call costs one write and one read on the calling goroutine,
+// with no handoff between goroutines.
 type Client struct {
-	fd   int
+	conn *net.UnixConn
 	ncpu int
 
 	wmu sync.Mutex
@@ -50,72 +51,33 @@ type waiter struct {
 // ErrClosed wraps the error calls return after the connection is gone.
 var ErrClosed = errors.New("control: connection closed")
 
-// fdReader reads a blocking descriptor.
-type fdReader int
-
-func (r fdReader) Read(p []byte) (int, error) {
-	for {
-		n, err := unix.Read(int(r), p)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if n == 0 {
-			return 0, io.EOF
-		}
-		return n, nil
-	}
-}
-
-func writeAll(fd int, b []byte) error {
-	for len(b) > 0 {
-		n, err := unix.Write(fd, b)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
-
 // Dial connects to the daemon's control socket at socketPath and performs the handshake. A
 // caller the daemon's policy refuses gets an error wrapping EPERM.
 func Dial(socketPath string) (*Client, error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socketPath, Net: "unix"})
 	if err != nil {
-		return nil, fmt.Errorf("socket: %w", err)
-	}
-	for {
-		err = unix.Connect(fd, &unix.SockaddrUnix{Name: socketPath})
-		if err != unix.EINTR {
-			break
+		var en unix.Errno
+		if errors.As(err, &en) {
+			return nil, fmt.Errorf("connect %s: %w", socketPath, en)
 		}
-	}
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("connect %s: %w", socketPath, err)
+		return nil, err
 	}
 	hello := binary.LittleEndian.AppendUint32([]byte(Magic), Version)
-	if err := writeAll(fd, hello); err != nil {
-		unix.Close(fd)
+	if _, err := conn.Write(hello); err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("control handshake: %w", err)
 	}
 	var w [welcomeLen]byte
-	if _, err := io.ReadFull(fdReader(fd), w[:]); err != nil {
-		unix.Close(fd)
+	if _, err := io.ReadFull(conn, w[:]); err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("control handshake: %v: %w", err, unix.ECONNRESET)
 	}
 	if !bytes.Equal(w[:len(Magic)], []byte(Magic)) {
-		unix.Close(fd)
+		conn.Close()
 		return nil, fmt.Errorf("control handshake: %s is not a bpffs-fuse control socket: %w", socketPath, unix.EPROTO)
 	}
 	if st := unix.Errno(binary.LittleEndian.Uint32(w[len(Magic)+4:])); st != 0 {
-		unix.Close(fd)
+		conn.Close()
 		v := binary.LittleEndian.Uint32(w[len(Magic):])
 		if st == unix.EPERM {
 			return nil, &Error{Msg: "control: the daemon refused this user (not root, the mount's owner or in its control group)", Errno: st}
@@ -123,10 +85,10 @@ func Dial(socketPath string) (*Client, error) {
 		return nil, &Error{Msg: fmt.Sprintf("control: daemon speaks protocol %d, we speak %d", v, Version), Errno: st}
 	}
 	c := &Client{
-		fd:      fd,
+		conn:    conn,
 		ncpu:    int(binary.LittleEndian.Uint32(w[len(Magic)+8:])),
 		pending: map[uint32]*waiter{},
-		r:       bufio.NewReaderSize(fdReader(fd), 64<<10),
+		r:       bufio.NewReaderSize(conn, 64<<10),
 	}
 	c.cond.L = &c.mu
 	return c, nil
@@ -144,24 +106,11 @@ func (c *Client) Exit() {
 		return
 	}
 	c.closed = true
-	// shutdown wakes a caller blocked in read(2); the descriptor itself is closed once no
-	// caller is reading it, so that its number cannot be reused under a reader.
-	unix.Shutdown(c.fd, unix.SHUT_RDWR)
 	if c.err == nil {
 		c.err = fmt.Errorf("%w: %w", ErrClosed, unix.ECONNRESET)
 	}
-	if !c.reading {
-		c.freeFD()
-	}
+	c.conn.Close()
 	c.cond.Broadcast()
-}
-
-// freeFD closes the descriptor once. Called with mu held and no reader.
-func (c *Client) freeFD() {
-	if !c.fdFree {
-		c.fdFree = true
-		unix.Close(c.fd)
-	}
 }
 
 // fail records the connection's end. Called with mu held.
@@ -176,7 +125,7 @@ func (c *Client) fail(err error) {
 			c.err = fmt.Errorf("%w: %v: %w", ErrClosed, err, unix.ECONNRESET)
 		}
 	}
-	unix.Shutdown(c.fd, unix.SHUT_RDWR)
+	c.conn.Close()
 	c.cond.Broadcast()
 }
 
@@ -193,9 +142,6 @@ func (c *Client) await(w *waiter) {
 		f, err := readFrame(c.r)
 		c.mu.Lock()
 		c.reading = false
-		if c.closed {
-			c.freeFD()
-		}
 		switch {
 		case err != nil:
 			c.fail(err)
@@ -237,7 +183,7 @@ func (c *Client) call(op uint16, payload func(*enc)) (*dec, error) {
 	if len(e.b)-4 > MaxFrame {
 		err = fmt.Errorf("control: request of %d bytes exceeds the %d-byte frame limit: %w", len(e.b), MaxFrame, unix.E2BIG)
 	} else {
-		err = writeAll(c.fd, finishFrame(e.b))
+		_, err = c.conn.Write(finishFrame(e.b))
 	}
 	if cap(e.b) <= 1<<20 {
 		c.wb = e.b
@@ -477,7 +423,7 @@ func (c *Client) CloseNoWait(fd int) error {
 	c.wmu.Lock()
 	e := enc{b: appendFrameHeaderFlags(c.wb[:0], id, OpClose, FlagNoReply)}
 	e.u32(uint32(fd))
-	err = writeAll(c.fd, finishFrame(e.b))
+	_, err = c.conn.Write(finishFrame(e.b))
 	c.wb = e.b
 	c.wmu.Unlock()
 	if err != nil {
