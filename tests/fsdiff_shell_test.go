@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -81,6 +82,53 @@ var shCases = []shCase{
 	{"cat-pin", pinM, "cat m"},
 	{"echo-pin", pinM, "echo '1 2' > m"},
 	{"truncate-pin", pinM, "truncate -s 0 m"},
+}
+
+// nocapCases run as root without the capabilities that bypass file permissions
+// (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_CHOWN, CAP_FSETID), on objects owned by
+// uid 1, so the kernel's permission checks (bpffs: generic VFS; bpffs-fuse: the same VFS checks
+// through default_permissions) decide.
+var nocapCases = []shCase{
+	{"mkdir-in-foreign-dir", []string{"d a", "o a 1"}, "mkdir a/x"},
+	{"mkdir-in-foreign-0777-dir", []string{"d a", "o a 1", "m a 0777"}, "mkdir a/x"},
+	{"rm-foreign-pin-sticky-dir", []string{"m . 1777", "p m", "o m 1"}, "rm -f m"},
+	{"rm-own-pin-sticky-dir", []string{"m . 1777", "p m"}, "rm -f m"},
+	{"rm-pin-in-foreign-dir", []string{"d a", "p a/m", "o a 1"}, "rm -f a/m"},
+	{"mv-foreign-pin-sticky-dir", []string{"m . 1777", "p m", "o m 1"}, "mv m n"},
+	{"chmod-foreign-pin", []string{"p m", "o m 1"}, "chmod 666 m"},
+	{"chown-own-pin", []string{"p m"}, "chown 1 m"},
+	{"chgrp-own-pin-own-group", []string{"p m", "o m 1"}, "chgrp 0 m"},
+	{"touch-foreign-pin-0600", []string{"p m", "o m 1"}, "touch m"},
+	{"touch-foreign-pin-0666", []string{"p m", "o m 1", "m m 0666"}, "touch m"},
+	{"touch-d-foreign-pin-0666", []string{"p m", "o m 1", "m m 0666"}, "touch -d @1000000000 m"},
+	{"cat-foreign-pin", []string{"p m", "o m 1"}, "cat m"},
+	{"ls-foreign-0700-dir", []string{"d a", "p a/m", "o a 1", "m a 0700"}, "ls a"},
+	{"ln-foreign-pin", []string{"p m", "o m 1"}, "ln m l"},
+	{"ln-s-in-foreign-dir", []string{"d a", "o a 1"}, "ln -s x a/l"},
+	{"rmdir-foreign-dir-sticky", []string{"m . 1777", "d a", "o a 1"}, "rmdir a"},
+	{"mkdir-setgid-dir", []string{"d a", "o a 1", "m a 02777"}, "mkdir a/x && stat -c '%a %u %g' a/x"},
+}
+
+// TestFSDiffShellNoCaps runs nocapCases under setpriv on both trees and compares as
+// TestFSDiffShell does.
+func TestFSDiffShellNoCaps(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv not installed")
+	}
+	k := kernelTree(t, "")
+	o := oursTree(t)
+	const drop = "setpriv --inh-caps=-dac_override,-dac_read_search,-fowner,-chown,-fsetid " +
+		"--bounding-set=-dac_override,-dac_read_search,-fowner,-chown,-fsetid sh -c "
+	withUmask(0o022, func() {
+		for i, c := range nocapCases {
+			c.script = drop + shQuote(c.script)
+			t.Run(c.name, func(t *testing.T) {
+				want := shResultOn(t, k, 500+i, c)
+				got := shResultOn(t, o, 500+i, c)
+				diffOrKnown(t, "nocap/"+c.name, want, got)
+			})
+		}
+	})
 }
 
 // shResultOn runs one shell case on one tree.

@@ -255,6 +255,7 @@ func render(before, after []entry, skipNames map[string]bool) string {
 //	s PATH TARGET symlink
 //	h PATH OLD    hard link OLD as PATH
 //	m PATH MODE   chmod PATH MODE (octal)
+//	o PATH UID    chown PATH UID:UID
 func applySetup(t testing.TB, tr *fsTree, dir string, steps []string) {
 	t.Helper()
 	for _, s := range steps {
@@ -270,6 +271,10 @@ func applySetup(t testing.TB, tr *fsTree, dir string, steps []string) {
 			err = unix.Symlink(f[2], p)
 		case "h":
 			err = unix.Link(filepath.Join(dir, f[2]), p)
+		case "o":
+			var id int
+			fmt.Sscanf(f[2], "%d", &id)
+			err = unix.Lchown(p, id, id)
 		case "m":
 			var mode uint32
 			fmt.Sscanf(f[2], "%o", &mode)
