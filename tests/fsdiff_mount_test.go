@@ -3,6 +3,7 @@ package tests
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -117,4 +118,36 @@ func TestFSDiffRootOps(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestFSDiffMountOptionErrors compares which mount option strings are accepted (a.3): bad
+// mode/uid/gid values fail, unknown options are ignored. Ours fails with a message and exit
+// status 255 where the kernel's mount(2) fails with EINVAL.
+func TestFSDiffMountOptionErrors(t *testing.T) {
+	requireKernel(t)
+	requireDaemon(t)
+	requireFUSE(t)
+	for _, opts := range []string{"mode=xyz", "mode=0800", "mode=", "mode=99999", "uid=abc", "gid=-1",
+		"uid=4294967295", "foo=bar", "rw,nosuid,nodev,noexec,relatime", "mode=700,uid=0,gid=0",
+		"delegate_cmds=any", "delegate_maps=bogus"} {
+		t.Run(strings.ReplaceAll(opts, "=", ":"), func(t *testing.T) {
+			kdir, odir := t.TempDir(), t.TempDir()
+			want := "accepted"
+			if err := unix.Mount("bpf", kdir, "bpf", 0, opts); err != nil {
+				want = "refused"
+			} else {
+				unix.Unmount(kdir, unix.MNT_DETACH)
+			}
+			got := "accepted"
+			if out, err := exec.Command(bin, "mount", "-o", opts, odir).CombinedOutput(); err != nil {
+				got = "refused"
+				if !strings.Contains(string(out), "Error: ") {
+					t.Errorf("mount -o %s failed without an Error: line: %s", opts, out)
+				}
+			} else {
+				exec.Command(bin, "umount", odir).Run()
+			}
+			diffOrKnown(t, "mount-opts/"+opts, want, got)
+		})
+	}
 }

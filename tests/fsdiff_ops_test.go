@@ -395,6 +395,9 @@ var fsKnownDiffs = map[string]string{
 	"nocap/touch-d-foreign-pin-0666": "touch opens the file for writing first: that succeeds on a " +
 		"map file (EIO on the kernel's bpffs), so touch reports the later utimensat EPERM " +
 		"instead of the open's EIO; the outcome (times unchanged, exit 1) is the same",
+	"mount-opts/delegate_maps=bogus": "the BPF token delegation options (delegate_cmds, " +
+		"delegate_maps, delegate_progs, delegate_attachs) are accepted and ignored: there are no " +
+		"BPF tokens; the kernel refuses unknown names with EINVAL",
 	"sh/truncate-pin": "truncate(1) opens the map file for writing, which succeeds (EIO on the " +
 		"kernel's bpffs for a map without BTF)",
 	"umask/pin-277": "pins made through the CLI or the control socket get 0600: the control " +
