@@ -79,6 +79,7 @@ var shCases = []shCase{
 	{"find", []string{"d a", "d a/b", "p a/m", "s a/b/l ../m"}, "find . -printf '%p %y %M %n %U %G %l\\n' | sort"},
 	{"readlink", []string{"s s a.b/c"}, "readlink s"},
 	{"umask-077-mkdir", nil, "umask 077 && mkdir x"},
+	{"ls-f-order", []string{"d c", "p a", "d b", "s e x"}, "ls -f"},
 	{"cat-pin", pinM, "cat m"},
 	{"echo-pin", pinM, "echo '1 2' > m"},
 	{"truncate-pin", pinM, "truncate -s 0 m"},
