@@ -110,16 +110,34 @@ var nocapCases = []shCase{
 	{"mkdir-setgid-dir", []string{"d a", "o a 1", "m a 02777"}, "mkdir a/x && stat -c '%a %u %g' a/x"},
 }
 
-// TestFSDiffShellNoCaps runs nocapCases under setpriv on both trees and compares as
-// TestFSDiffShell does.
+// userCases run as uid 1, gid 1 with no supplementary groups: owners of new objects come from
+// the caller (inode_init_owner), and the sticky and setgid rules apply.
+var userCases = []shCase{
+	{"mkdir", []string{"m . 0777"}, "mkdir x"},
+	{"mkdir-setgid-parent", []string{"d a", "m a 02777"}, "mkdir a/x && stat -c '%a %u %g' a/x"},
+	{"ln-s", []string{"m . 0777"}, "ln -s target l"},
+	{"ln-root-pin", []string{"m . 0777", "p m", "m m 0666"}, "ln m l"},
+	{"rm-root-pin-sticky", []string{"m . 1777", "p m"}, "rm -f m"},
+	{"mv-root-pin-sticky", []string{"m . 1777", "p m"}, "mv m n"},
+	{"rename-own-dir-over-root-dir-sticky", []string{"m . 1777", "d r"}, "mkdir x && mv -T x r"},
+	{"chmod-own-dir", []string{"m . 0777"}, "mkdir x && chmod 700 x && chmod g+s x && stat -c %a x"},
+	{"chgrp-own-dir-foreign-group", []string{"m . 0777"}, "mkdir x && chgrp 2 x"},
+	{"touch-root-pin-0666", []string{"p m", "m m 0666"}, "touch -c m"},
+	{"ls-root-0700-dir", []string{"d a", "m a 0700"}, "ls a"},
+	{"mkdir-root-0755-dir", nil, "mkdir x"},
+}
+
+// TestFSDiffShellNoCaps runs nocapCases (root without the permission-bypassing capabilities) and
+// userCases (uid 1) under setpriv on both trees and compares as TestFSDiffShell does.
 func TestFSDiffShellNoCaps(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv not installed")
 	}
 	k := kernelTree(t, "")
-	o := oursTree(t)
+	o := oursTree(t, "-o", "allow_other")
 	const drop = "setpriv --inh-caps=-dac_override,-dac_read_search,-fowner,-chown,-fsetid " +
 		"--bounding-set=-dac_override,-dac_read_search,-fowner,-chown,-fsetid sh -c "
+	const user = "setpriv --reuid=1 --regid=1 --clear-groups sh -c "
 	withUmask(0o022, func() {
 		for i, c := range nocapCases {
 			c.script = drop + shQuote(c.script)
@@ -127,6 +145,14 @@ func TestFSDiffShellNoCaps(t *testing.T) {
 				want := shResultOn(t, k, 500+i, c)
 				got := shResultOn(t, o, 500+i, c)
 				diffOrKnown(t, "nocap/"+c.name, want, got)
+			})
+		}
+		for i, c := range userCases {
+			c.script = user + shQuote(c.script)
+			t.Run("uid1/"+c.name, func(t *testing.T) {
+				want := shResultOn(t, k, 600+i, c)
+				got := shResultOn(t, o, 600+i, c)
+				diffOrKnown(t, "uid1/"+c.name, want, got)
 			})
 		}
 	})
