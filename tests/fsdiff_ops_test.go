@@ -402,8 +402,6 @@ var fsKnownDiffs = map[string]string{
 		"dcache_readdir lists the newest entry first",
 	"sh/truncate-pin": "truncate(1) opens the map file for writing, which succeeds (EIO on the " +
 		"kernel's bpffs for a map without BTF)",
-	"umask/pin-277": "pins made through the CLI or the control socket get 0600: the control " +
-		"protocol does not carry the caller's umask",
 	"pin/outside-bpffs": "the CLI refuses a path outside every bpffs-fuse mount itself " +
 		"(\"not on a bpffs-fuse mount\"); the kernel's BPF_OBJ_PIN gives EPERM (the engine's " +
 		"ObjPin does too)",

@@ -248,7 +248,10 @@ func (s *Server) serveConn(c *net.UnixConn) {
 		return
 	}
 
-	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: engine.CapAll})
+	// The umask is read once, at connect: pins the connection makes get 0600 &^ umask as the
+	// kernel gives its caller (a CLI run is one connection, so this is its umask at pin time).
+	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: engine.CapAll,
+		Umask: peerCredUmask(pc.PID)})
 	cs := &connState{conn: c, proc: proc, sem: make(chan struct{}, MaxInFlight)}
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
