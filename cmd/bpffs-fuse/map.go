@@ -1241,6 +1241,9 @@ func (t *tool) mapEventPipe(args []string) int {
 
 // cDirname is C's dirname(3): the path up to its last slash, trailing slashes ignored.
 func cDirname(p string) string {
+	if p == "" {
+		return "."
+	}
 	p = strings.TrimRight(p, "/")
 	i := strings.LastIndexByte(p, '/')
 	switch {
