@@ -263,11 +263,13 @@ func (s *Server) serveConn(c *net.UnixConn) {
 			}
 			break
 		}
-		// A short command with nothing queued behind it runs on the reader goroutine: the
-		// handoff to another goroutine (often a thread wakeup) would double its latency.
+		// A short command with nothing queued behind it, or one whose answer nobody waits
+		// for (a close sent with FlagNoReply, usually followed at once by the next request),
+		// runs on the reader goroutine: the handoff to another goroutine (often a thread
+		// wakeup) would double its latency.
 		// Everything else runs on its own goroutine, so that requests queued behind a slow
 		// one, or arriving while it runs, proceed concurrently.
-		if quick(f.op) && r.Buffered() == 0 {
+		if quick(f.op) && (r.Buffered() == 0 || f.flags&FlagNoReply != 0) {
 			cs.reply(f, handle(proc, f))
 			continue
 		}
