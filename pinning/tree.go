@@ -247,7 +247,9 @@ func (n *Node) attrLocked() Attr {
 	switch n.kind {
 	case KindDir:
 		a.Mode |= unix.S_IFDIR
-		a.Nlink = 2 + uint32(n.subdirs)
+		if n.nlink != 0 { // a removed directory keeps 0 (fs/libfs.c:simple_rmdir drops both)
+			a.Nlink = 2 + uint32(n.subdirs)
+		}
 	case KindSymlink:
 		// st_size stays 0, as on bpffs: kernel/bpf/inode.c:bpf_symlink stores the target in
 		// i_link and never sets i_size (readlink does not need it).

@@ -407,3 +407,28 @@ func TestPathOfAndParentIno(t *testing.T) {
 		t.Fatal("PathOf of a removed dir")
 	}
 }
+
+// TestRemovedDirNlink: a directory removed by rmdir, or replaced by a rename over it, reports
+// nlink 0 to whoever still holds it (fstat of an open fd), as simple_rmdir leaves it.
+func TestRemovedDirNlink(t *testing.T) {
+	tr := New(Options{Mode: 0o777})
+	r := tr.Root()
+	c := Creator{Umask: 0o22}
+	a, _ := tr.Mkdir(r, "a", 0o777, c)
+	if n := a.Attr().Nlink; n != 2 {
+		t.Fatalf("new dir nlink %d", n)
+	}
+	wantErrno(t, "rmdir a", tr.Rmdir(r, "a"), 0)
+	if n := a.Attr().Nlink; n != 0 {
+		t.Fatalf("removed dir nlink %d, want 0", n)
+	}
+	b, _ := tr.Mkdir(r, "b", 0o777, c)
+	tr.Mkdir(r, "x", 0o777, c)
+	wantErrno(t, "rename x over b", tr.Rename(r, "x", r, "b", 0), 0)
+	if n := b.Attr().Nlink; n != 0 {
+		t.Fatalf("replaced dir nlink %d, want 0", n)
+	}
+	if n := r.Attr().Nlink; n != 3 {
+		t.Fatalf("root nlink %d, want 3", n)
+	}
+}

@@ -148,6 +148,26 @@ func opReaddirFile(p string) fsOp {
 	}
 }
 
+// opOpenThen opens p (O_PATH unless flags say otherwise), runs then with the fd and reports the
+// fd's fstat link count afterwards as the case's result text ("nlink=N") or then's error.
+func opOpenThen(p string, flags int, then func(d string, fd int) error) fsOp {
+	return func(_ *fsTree, d string) error {
+		fd, err := unix.Open(at(d, p), flags|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := then(d, fd); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		return fmt.Errorf("nlink=%d mode=%o", st.Nlink, st.Mode)
+	}
+}
+
 var (
 	pinM  = []string{"p m"}
 	pinMN = []string{"p m", "p n"}
@@ -195,6 +215,37 @@ var fsCases = []fsCase{
 	{"unlink/dotted-missing", nil, opUnlink("x.y")},
 	{"stat/dotted-missing", nil, opStat("x.y")},
 	{"stat/missing", nil, opStat("x")},
+
+	// open directories and pins whose names go away
+	{"fd/rmdir-then-fstat", dirA, opOpenThen("a", unix.O_RDONLY|unix.O_DIRECTORY, func(d string, fd int) error {
+		return unix.Rmdir(at(d, "a"))
+	})},
+	{"fd/rmdir-then-mkdirat", dirA, opOpenThen("a", unix.O_RDONLY|unix.O_DIRECTORY, func(d string, fd int) error {
+		if err := unix.Rmdir(at(d, "a")); err != nil {
+			return err
+		}
+		return unix.Mkdirat(fd, "x", 0o777)
+	})},
+	{"fd/rmdir-then-getdents", []string{"d a"}, opOpenThen("a", unix.O_RDONLY|unix.O_DIRECTORY, func(d string, fd int) error {
+		if err := unix.Rmdir(at(d, "a")); err != nil {
+			return err
+		}
+		buf := make([]byte, 4096)
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("getdents %d bytes", n)
+	})},
+	{"fd/unlink-pin-then-fstat", pinM, opOpenThen("m", unix.O_PATH, func(d string, fd int) error {
+		return unix.Unlink(at(d, "m"))
+	})},
+	{"fd/unlink-one-link-then-fstat", []string{"p m", "h l m"}, opOpenThen("m", unix.O_PATH, func(d string, fd int) error {
+		return unix.Unlink(at(d, "m"))
+	})},
+	{"fd/rename-over-pin-then-fstat", pinMN, opOpenThen("n", unix.O_PATH, func(d string, fd int) error {
+		return unix.Rename(at(d, "m"), at(d, "n"))
+	})},
 
 	// rename, no flags
 	{"rename/pin-new", pinM, opRename("m", "x", 0)},
