@@ -371,6 +371,12 @@ var cliDiffSteps = []string{
 	"-jf map show name cd_zs",
 	"-j map freeze pinned {M}/zs",
 
+	// pins into missing directories (bpftool tries to mount a bpffs there)
+	"map create {M}/nodir/x type hash key 4 value 4 entries 1 name a",
+	"-n map create {M}/nodir/x type hash key 4 value 4 entries 1 name a",
+	"map pin pinned {M}/a {M}/nodir/y",
+	"map pin pinned {M}/a {M}/a/y",
+
 	// bad handles and usage
 	"map lookup id 4000000000 key 1 0 0 0",
 	"map lookup pinned {M}/h/x key 1 0 0 0",

@@ -1024,11 +1024,16 @@ func (t *tool) pinFD(fd int, name string) int {
 		t.perr("can't pin the object (%s): %v", name, err)
 		return -1
 	}
-	if t.noMount {
-		if fi, err := os.Stat(filepath.Dir(rp)); err != nil || !fi.IsDir() {
+	// common.c:mount_bpffs_for_pin: a parent that is not a bpffs (here: that does not
+	// exist) makes bpftool try to mount one there, which fails.
+	if parent := cDirname(name); !exists(parent) {
+		if t.noMount {
 			t.perr("no BPF file system found, not mounting it due to --nomount option")
 			return -1
 		}
+		_, err := os.Stat(parent)
+		t.perr("can't mount BPF file system to pin the object (%s): mount --make-private %s failed: %s", name, parent, strerror(err))
+		return -1
 	}
 	if err := t.cli.ObjPin(fd, rp, 0); err != nil {
 		t.perr("can't pin the object (%s): %s", name, strerror(err))
@@ -1255,4 +1260,11 @@ func cDirname(p string) string {
 		return "/"
 	}
 	return strings.TrimRight(p[:i], "/")
+}
+
+// exists reports whether p exists (following symlinks); statfs(2) of anything existing on a
+// bpffs answers BPF_FS_MAGIC, so bpftool only cares that the parent exists.
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
