@@ -191,6 +191,12 @@ var fsCases = []fsCase{
 	{"mkdir/under-pin", pinM, opMkdir("m/x", 0o777)},
 	{"mkdir/dotted-in-mode000-dir", []string{"d z", "m z 0"}, opMkdir("z/a.b", 0o777)},
 	{"mkdir/in-mode000-dir", []string{"d z", "m z 0"}, opMkdir("z/x", 0o777)},
+	{"mkdir/three-dots", nil, opMkdir("...", 0o777)},
+	{"mkdir/dot", nil, opMkdir(".", 0o777)},
+	{"mkdir/dotdot", nil, opMkdir("..", 0o777)},
+	{"mkdir/newline-name", nil, opMkdir("a\nb", 0o777)},
+	{"mkdir/space-name", nil, opMkdir(" a b ", 0o777)},
+	{"mkdir/utf8-name", nil, opMkdir("карта", 0o777)},
 	{"mkdir/long-name-255", nil, opMkdir(strings.Repeat("x", 255), 0o777)},
 	{"mkdir/long-name-256", nil, opMkdir(strings.Repeat("x", 256), 0o777)},
 
@@ -324,6 +330,15 @@ var fsCases = []fsCase{
 	{"open/dir-rdwr", dirA, opOpen("a", unix.O_RDWR)},
 	{"open/pin-directory", pinM, opReaddirFile("m")},
 	{"write/dir", dirA, opWriteDir("a")},
+	{"read/dir", dirA, func(_ *fsTree, d string) error {
+		fd, err := unix.Open(at(d, "a"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		_, err = unix.Read(fd, make([]byte, 16))
+		return err
+	}},
 	{"mknod/fifo", nil, opMknod("f", unix.S_IFIFO|0o644, 0)},
 	{"mknod/chr", nil, opMknod("c", unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3)))},
 	{"mknod/sock", nil, opMknod("s", unix.S_IFSOCK|0o644, 0)},
