@@ -29,8 +29,9 @@ type Client struct {
 	conn *net.UnixConn
 	ncpu int
 
-	wmu sync.Mutex
-	wb  []byte
+	wmu      sync.Mutex
+	wb       []byte
+	deferred []byte // no-reply frames not sent yet (CloseNoWait)
 
 	nextID  atomic.Uint32
 	mu      sync.Mutex
@@ -177,13 +178,17 @@ func (c *Client) call(op uint16, payload func(*enc)) (*dec, error) {
 	c.mu.Unlock()
 
 	c.wmu.Lock()
-	e := enc{b: appendFrameHeader(c.wb[:0], id, op)}
+	// Deferred no-reply frames (CloseNoWait) go out in the same write, ahead of this one.
+	start := len(c.deferred)
+	e := enc{b: appendFrameHeader(append(c.wb[:0], c.deferred...), id, op)}
 	payload(&e)
 	var err error
-	if len(e.b)-4 > MaxFrame {
-		err = fmt.Errorf("control: request of %d bytes exceeds the %d-byte frame limit: %w", len(e.b), MaxFrame, unix.E2BIG)
+	if n := len(e.b) - start - 4; n > MaxFrame {
+		err = fmt.Errorf("control: request of %d bytes exceeds the %d-byte frame limit: %w", n, MaxFrame, unix.E2BIG)
 	} else {
-		_, err = c.conn.Write(finishFrame(e.b))
+		binary.LittleEndian.PutUint32(e.b[start:], uint32(n))
+		_, err = c.conn.Write(e.b)
+		c.deferred = c.deferred[:0]
 	}
 	if cap(e.b) <= 1<<20 {
 		c.wb = e.b
@@ -410,8 +415,9 @@ func (c *Client) Close(fd int) error {
 }
 
 // CloseNoWait closes fd in the daemon without waiting for the outcome (the request carries
-// FlagNoReply): for descriptors a caller is done with, it saves a round trip. Only a failure
-// to send is reported; the close may complete after requests sent later.
+// FlagNoReply): for descriptors a caller is done with, it saves a round trip. The request is
+// sent together with the client's next request (or once several have accumulated); Exit
+// closes the descriptor anyway. Errors are not reported.
 func (c *Client) CloseNoWait(fd int) error {
 	c.mu.Lock()
 	err := c.err
@@ -421,16 +427,20 @@ func (c *Client) CloseNoWait(fd int) error {
 	}
 	id := c.nextID.Add(1)
 	c.wmu.Lock()
-	e := enc{b: appendFrameHeaderFlags(c.wb[:0], id, OpClose, FlagNoReply)}
-	e.u32(uint32(fd))
-	_, err = c.conn.Write(finishFrame(e.b))
-	c.wb = e.b
-	c.wmu.Unlock()
-	if err != nil {
-		c.mu.Lock()
-		c.fail(err)
-		err = c.err
-		c.mu.Unlock()
+	defer c.wmu.Unlock()
+	start := len(c.deferred)
+	c.deferred = appendFrameHeaderFlags(c.deferred, id, OpClose, FlagNoReply)
+	c.deferred = binary.LittleEndian.AppendUint32(c.deferred, uint32(fd))
+	binary.LittleEndian.PutUint32(c.deferred[start:], uint32(len(c.deferred)-start-4))
+	if len(c.deferred) >= 4096 {
+		_, err = c.conn.Write(c.deferred)
+		c.deferred = c.deferred[:0]
+		if err != nil {
+			c.mu.Lock()
+			c.fail(err)
+			err = c.err
+			c.mu.Unlock()
+		}
 	}
 	return err
 }

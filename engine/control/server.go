@@ -231,6 +231,9 @@ func (s *Server) serveConn(c *net.UnixConn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
+	// The umask is read before the handshake completes, so that a client that changes its
+	// umask right after Dial returns has the one it connected with.
+	umask := peerCredUmask(pc.PID)
 	status := unix.Errno(0)
 	switch {
 	case !bytes.Equal(hello[:len(Magic)], []byte(Magic)) ||
@@ -251,7 +254,7 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	// The umask is read once, at connect: pins the connection makes get 0600 &^ umask as the
 	// kernel gives its caller (a CLI run is one connection, so this is its umask at pin time).
 	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: engine.CapAll,
-		Umask: peerCredUmask(pc.PID)})
+		Umask: umask})
 	cs := &connState{conn: c, proc: proc, sem: make(chan struct{}, MaxInFlight)}
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
