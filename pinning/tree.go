@@ -218,8 +218,17 @@ func (n *Node) PreloadName() string { return n.preload }
 func (n *Node) Target() string {
 	n.tree.mu.Lock()
 	defer n.tree.mu.Unlock()
-	n.atime = n.tree.opts.Now()
+	n.accessedLocked(n.tree.opts.Now())
 	return n.target
+}
+
+// accessedLocked records a read of n at now with the relatime rule, the default of a bpffs mount
+// (fs/inode.c:relatime_need_update): atime moves only when it is not after mtime or ctime, or
+// is a day old, so repeated reads of an unchanged file leave it alone.
+func (n *Node) accessedLocked(now time.Time) {
+	if !n.atime.After(n.mtime) || !n.atime.After(n.ctime) || now.Sub(n.atime) >= 24*time.Hour {
+		n.atime = now
+	}
 }
 
 // SetNote keeps free text with the node (a map file's last write error).
@@ -280,7 +289,7 @@ func (t *Tree) Readdir(dir *Node) ([]DirEntry, error) {
 		out = append(out, DirEntry{Name: name, Ino: c.ino, Mode: c.attrLocked().Mode & unix.S_IFMT})
 	}
 	sortEntries(out)
-	dir.atime = t.opts.Now()
+	dir.accessedLocked(t.opts.Now())
 	return out, nil
 }
 
@@ -719,13 +728,13 @@ func (t *Tree) Setattr(n *Node, a SetAttr) (Attr, error) {
 	return n.attrLocked(), nil
 }
 
-// Touch sets a node's atime (a read) or mtime (a write) to now.
+// Touch records a read (atime, with the relatime rule) or a write (mtime and ctime) at now.
 func (t *Tree) Touch(n *Node, atime, mtime bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.opts.Now()
 	if atime {
-		n.atime = now
+		n.accessedLocked(now)
 	}
 	if mtime {
 		n.mtime, n.ctime = now, now

@@ -432,3 +432,32 @@ func TestRemovedDirNlink(t *testing.T) {
 		t.Fatalf("root nlink %d, want 3", n)
 	}
 }
+
+// TestRelatime: reads move atime only past the last change or after a day, as a relatime mount.
+func TestRelatime(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tr := New(Options{Mode: 0o777, Now: func() time.Time { return now }})
+	r := tr.Root()
+	d, _ := tr.Mkdir(r, "d", 0o777, Creator{})
+	now = now.Add(time.Second)
+	tr.Readdir(d) // atime == mtime: updated
+	if a := d.Attr(); !a.Atime.Equal(now) {
+		t.Fatalf("first read: atime %v, want %v", a.Atime, now)
+	}
+	now = now.Add(time.Second)
+	tr.Readdir(d) // atime after mtime and ctime: kept
+	if a := d.Attr(); !a.Atime.Equal(now.Add(-time.Second)) {
+		t.Fatalf("second read: atime %v, want %v", a.Atime, now.Add(-time.Second))
+	}
+	tr.Mkdir(d, "x", 0o777, Creator{}) // a change: the next read updates
+	now = now.Add(time.Second)
+	tr.Touch(d, true, false)
+	if a := d.Attr(); !a.Atime.Equal(now) {
+		t.Fatalf("read after a change: atime %v, want %v", a.Atime, now)
+	}
+	now = now.Add(25 * time.Hour)
+	tr.Readdir(d) // a day later: updated
+	if a := d.Attr(); !a.Atime.Equal(now) {
+		t.Fatalf("read a day later: atime %v, want %v", a.Atime, now)
+	}
+}

@@ -79,6 +79,9 @@ var shCases = []shCase{
 	{"find", []string{"d a", "d a/b", "p a/m", "s a/b/l ../m"}, "find . -printf '%p %y %M %n %U %G %l\\n' | sort"},
 	{"readlink", []string{"s s a.b/c"}, "readlink s"},
 	{"umask-077-mkdir", nil, "umask 077 && mkdir x"},
+	{"atime-relatime", dirA, "touch a; t0=$(stat -c %x a); sleep 0.02; ls a; t1=$(stat -c %x a); sleep 0.02; ls a; " +
+		"t2=$(stat -c %x a); [ \"$t0\" = \"$t1\" ] && echo first-ls-kept || echo first-ls-updated; " +
+		"[ \"$t1\" = \"$t2\" ] && echo second-ls-kept || echo second-ls-updated"},
 	{"ls-f-order", []string{"d c", "p a", "d b", "s e x"}, "ls -f"},
 	{"cat-pin", pinM, "cat m"},
 	{"echo-pin", pinM, "echo '1 2' > m"},
