@@ -13,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fsTree is one bpffs under differential test: the kernel's or ours. pin creates a pinned map at
-// an absolute path inside the tree under the given umask, so the way pins are made can be switched
-// per tree (raw BPF_OBJ_PIN on the kernel, the CLI on ours).
+// fsTree is one bpffs under differential test: the kernel's or ours. pinErr and getErr are how
+// pins are made and opened on that tree, switchable per tree (raw BPF_OBJ_PIN/BPF_OBJ_GET on the
+// kernel; the CLI, or the daemon's control socket, on ours).
 type fsTree struct {
 	name string
 	root string
