@@ -284,6 +284,19 @@ var fsCases = []fsCase{
 	{"rename-exchange/pin-dir", []string{"p m", "d a", "d a/b"}, opRename("m", "a", unix.RENAME_EXCHANGE)},
 	{"rename-exchange/dir-dir", []string{"d a", "d a/x", "d b"}, opRename("a", "b", unix.RENAME_EXCHANGE)},
 	{"rename-exchange/across-dirs", []string{"d a", "d b", "p a/m", "d b/x"}, opRename("a/m", "b/x", unix.RENAME_EXCHANGE)},
+	{"rename-exchange/dir-pin-across-dirs", []string{"d a", "d a/d", "d a/d/e", "d b", "p b/m"}, opRename("a/d", "b/m", unix.RENAME_EXCHANGE)},
+	{"rename-exchange/dir-dir-across-dirs", []string{"d a", "d a/d", "d b", "d b/e", "d b/e/f"}, opRename("a/d", "b/e", unix.RENAME_EXCHANGE)},
+	{"rename-exchange/hardlinks-same-inode", []string{"p m", "h l m"}, opRename("m", "l", unix.RENAME_EXCHANGE)},
+	{"rename-exchange/symlink-dir", []string{"s l x", "d a"}, opRename("l", "a", unix.RENAME_EXCHANGE)},
+	{"rename-exchange/parent-child", []string{"d a", "d a/b"}, opRename("a/b", "a", unix.RENAME_EXCHANGE)},
+	{"rename/dir-over-empty-dir-across", []string{"d a", "d a/d", "d a/d/x", "d b", "d b/e"}, opRename("a/d", "b/e", 0)},
+	{"rename/dir-up-a-level", []string{"d a", "d a/b", "d a/b/c"}, opRename("a/b/c", "c", 0)},
+	{"rename/hardlink-after-unlinking-original", []string{"p m", "h l m"}, func(tr *fsTree, d string) error {
+		if err := unix.Unlink(at(d, "m")); err != nil {
+			return err
+		}
+		return opRename("l", "m", 0)(tr, d)
+	}},
 	{"rename-exchange/missing-target", pinM, opRename("m", "x", unix.RENAME_EXCHANGE)},
 	{"rename-exchange/missing-source", pinM, opRename("x", "m", unix.RENAME_EXCHANGE)},
 	{"rename-exchange/into-own-subtree", []string{"d a", "d a/b"}, opRename("a", "a/b", unix.RENAME_EXCHANGE)},
