@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -295,10 +294,6 @@ func getErr(rel string, err error) error {
 		return fmt.Errorf("%s: %s is not a BPF object of this engine: %w", rel, o.target, unix.EACCES)
 	}
 	return pathErr(rel, err)
-}
-
-func sortEntries(es []DirEntry) {
-	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
 }
 
 // Unpin removes the name rel from outside FUSE (the daemon or the Go API; bpf(2) has no

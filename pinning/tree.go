@@ -13,6 +13,7 @@
 package pinning
 
 import (
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,12 +54,13 @@ type Node struct {
 	mtime    time.Time
 	ctime    time.Time
 
-	obj      objects.Object   // KindObject
-	target   string           // KindSymlink
-	preload  string           // KindPreload: its name
-	children map[string]*Node // KindDir
-	parent   *Node            // KindDir: the directory holding it (the root: itself)
-	subdirs  int              // KindDir: children that are directories
+	obj      objects.Object    // KindObject
+	target   string            // KindSymlink
+	preload  string            // KindPreload: its name
+	children map[string]*Node  // KindDir
+	parent   *Node             // KindDir: the directory holding it (the root: itself)
+	subdirs  int               // KindDir: children that are directories
+	order    map[string]uint64 // KindDir: when each entry was linked in (Readdir: newest first)
 
 	// note is free text kept with the node (the last write error of a map file).
 	note atomic.Pointer[string]
@@ -109,6 +111,7 @@ type Tree struct {
 	mu      sync.Mutex
 	root    *Node
 	nextIno uint64
+	linkSeq uint64 // last sequence number given to a directory entry (Node.order)
 	opts    Options
 	closed  bool
 
@@ -134,6 +137,7 @@ func New(opts Options) *Tree {
 			n := t.newNode(KindPreload, 0o400, opts.PreloadUID, opts.PreloadGID)
 			n.preload = name
 			t.root.children[name] = n
+			t.linkedLocked(t.root, name)
 		}
 	}
 	return t
@@ -176,6 +180,7 @@ func (t *Tree) Close() {
 			}
 		}
 		d.subdirs = 0
+		d.order = nil
 	}
 	walk(t.root)
 	t.closed = true
@@ -276,8 +281,9 @@ type DirEntry struct {
 	Mode uint32 // S_IFMT bits only
 }
 
-// Readdir lists dir's entries sorted by name, so that a listing is deterministic. It sets
-// dir's atime.
+// Readdir lists dir's entries newest first, in the order the kernel's dcache_readdir gives
+// (fs/libfs.c: the head of d_children is the entry linked in last; a rename links the moved
+// entry in anew). It sets dir's atime.
 func (t *Tree) Readdir(dir *Node) ([]DirEntry, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -288,7 +294,13 @@ func (t *Tree) Readdir(dir *Node) ([]DirEntry, error) {
 	for name, c := range dir.children {
 		out = append(out, DirEntry{Name: name, Ino: c.ino, Mode: c.attrLocked().Mode & unix.S_IFMT})
 	}
-	sortEntries(out)
+	sort.Slice(out, func(i, j int) bool {
+		oi, oj := dir.order[out[i].Name], dir.order[out[j].Name]
+		if oi != oj {
+			return oi > oj
+		}
+		return out[i].Name < out[j].Name
+	})
 	dir.accessedLocked(t.opts.Now())
 	return out, nil
 }
@@ -370,8 +382,20 @@ func (t *Tree) touchDir(dir *Node) {
 	dir.mtime, dir.ctime = now, now
 }
 
+// linkedLocked records that name was just linked into dir: the kernel's dcache puts a new or
+// moved dentry at the head of its parent's d_children list (fs/dcache.c:d_alloc, __d_move),
+// and dcache_readdir lists from the head, so a listing shows the newest entry first.
+func (t *Tree) linkedLocked(dir *Node, name string) {
+	if dir.order == nil {
+		dir.order = map[string]uint64{}
+	}
+	t.linkSeq++
+	dir.order[name] = t.linkSeq
+}
+
 func (t *Tree) insertLocked(dir *Node, name string, n *Node) {
 	dir.children[name] = n
+	t.linkedLocked(dir, name)
 	if n.kind == KindDir {
 		n.parent = dir
 		dir.subdirs++
@@ -461,6 +485,7 @@ func (t *Tree) Link(node, dir *Node, name string) error {
 // kernel/bpf/inode.c:bpf_free_inode).
 func (t *Tree) removeLocked(dir *Node, name string, n *Node) objects.Object {
 	delete(dir.children, name)
+	delete(dir.order, name)
 	t.touchDir(dir)
 	n.ctime = dir.mtime
 	if n.kind == KindDir {
@@ -629,6 +654,10 @@ func (t *Tree) Rename(oldDir *Node, oldName string, newDir *Node, newName string
 	now := t.opts.Now()
 	if flags&RenameExchange != 0 {
 		oldDir.children[oldName], newDir.children[newName] = dst, src
+		// __d_move with exchange: the target goes to the head of the old parent, then the
+		// source to the head of the new one.
+		t.linkedLocked(oldDir, oldName)
+		t.linkedLocked(newDir, newName)
 		if oldDir != newDir {
 			if src.kind == KindDir {
 				oldDir.subdirs--
@@ -655,6 +684,7 @@ func (t *Tree) Rename(oldDir *Node, oldName string, newDir *Node, newName string
 		drop = t.removeLocked(newDir, newName, dst)
 	}
 	delete(oldDir.children, oldName)
+	delete(oldDir.order, oldName)
 	if src.kind == KindDir {
 		oldDir.subdirs--
 	}

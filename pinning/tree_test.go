@@ -2,6 +2,7 @@ package pinning
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestRootModeAndPreload(t *testing.T) {
 		t.Fatalf("root attr %+v", a)
 	}
 	es, _ := tr.Readdir(tr.Root())
-	if len(es) != 2 || es[0].Name != "maps.debug" || es[1].Name != "progs.debug" {
+	if len(es) != 2 || es[0].Name != "progs.debug" || es[1].Name != "maps.debug" { // newest first
 		t.Fatalf("root entries %+v", es)
 	}
 	md, _ := tr.Lookup(tr.Root(), "maps.debug")
@@ -459,5 +460,43 @@ func TestRelatime(t *testing.T) {
 	tr.Readdir(d) // a day later: updated
 	if a := d.Attr(); !a.Atime.Equal(now) {
 		t.Fatalf("read a day later: atime %v, want %v", a.Atime, now)
+	}
+}
+
+// TestReaddirOrder: entries are listed newest first, as dcache_readdir walks d_children from
+// the head; a rename or link puts the entry first, an exchange puts the source's new name first.
+func TestReaddirOrder(t *testing.T) {
+	tr := New(Options{Mode: 0o777})
+	r := tr.Root()
+	c := Creator{Umask: 0o22}
+	names := func(d *Node) string {
+		es, err := tr.Readdir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, e := range es {
+			s = append(s, e.Name)
+		}
+		return strings.Join(s, " ")
+	}
+	tr.Mkdir(r, "c", 0o777, c)
+	tr.Mkdir(r, "a", 0o777, c)
+	tr.Symlink(r, "b", "x", c)
+	if got := names(r); got != "b a c" {
+		t.Fatalf("after creates: %q", got)
+	}
+	wantErrno(t, "rename c d", tr.Rename(r, "c", r, "d", 0), 0)
+	if got := names(r); got != "d b a" {
+		t.Fatalf("after rename: %q", got)
+	}
+	wantErrno(t, "exchange a b", tr.Rename(r, "a", r, "b", RenameExchange), 0)
+	if got := names(r); got != "b a d" {
+		t.Fatalf("after exchange: %q", got)
+	}
+	wantErrno(t, "rmdir d", tr.Rmdir(r, "d"), 0)
+	tr.Mkdir(r, "d", 0o777, c)
+	if got := names(r); got != "d b a" {
+		t.Fatalf("after re-create: %q", got)
 	}
 }

@@ -477,8 +477,6 @@ var fsKnownDiffs = map[string]string{
 	"mount-opts/delegate_maps=bogus": "the BPF token delegation options (delegate_cmds, " +
 		"delegate_maps, delegate_progs, delegate_attachs) are accepted and ignored: there are no " +
 		"BPF tokens; the kernel refuses unknown names with EINVAL",
-	"sh/ls-f-order": "readdir lists entries in name order (pinning.Tree.Readdir); the kernel's " +
-		"dcache_readdir lists the newest entry first",
 	"sh/truncate-pin": "truncate(1) opens the map file for writing, which succeeds (EIO on the " +
 		"kernel's bpffs for a map without BTF)",
 	"pin/outside-bpffs": "the CLI refuses a path outside every bpffs-fuse mount itself " +

@@ -83,6 +83,8 @@ var shCases = []shCase{
 		"t2=$(stat -c %x a); [ \"$t0\" = \"$t1\" ] && echo first-ls-kept || echo first-ls-updated; " +
 		"[ \"$t1\" = \"$t2\" ] && echo second-ls-kept || echo second-ls-updated"},
 	{"ls-f-order", []string{"d c", "p a", "d b", "s e x"}, "ls -f"},
+	{"ls-f-order-after-renames", []string{"d c", "p a", "d b", "s e x", "h l a"},
+		"mv c f && mv -T b a2 && ln -s y z && ls -f"},
 	{"cat-pin", pinM, "cat m"},
 	{"echo-pin", pinM, "echo '1 2' > m"},
 	{"truncate-pin", pinM, "truncate -s 0 m"},
