@@ -272,3 +272,68 @@ func TestFSDiffObjGetDAC(t *testing.T) {
 		t.Errorf("cat of a uid-1 0600 pin without CAP_DAC_OVERRIDE: %s, want EACCES", got)
 	}
 }
+
+// TestFSDiffCLIPin compares "map pin id N PATH" errors: bpftool against the kernel's bpffs and
+// bpffs-fuse's CLI against a bpffs-fuse mount, each pinning a map of its own side (kept open by
+// the test) at the same relative paths. Compared: the errno each tool names, and the tree.
+func TestFSDiffCLIPin(t *testing.T) {
+	if _, err := exec.LookPath("bpftool"); err != nil {
+		skipOrFail(t, "BPFFS_REQUIRE_KERNEL", "bpftool not installed")
+	}
+	k := kernelTree(t, "")
+	o := oursTree(t)
+	c := oursControl(t, o.root)
+	kfd, err := kernelMapCreate(fsMapTypeHash, 4, 8, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(kfd)
+	kid, err := kernelMapID(kfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ofd, err := controlObjSide(c).create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.MapGetInfoByFD(ofd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sides := []struct {
+		tr   *fsTree
+		tool string
+		id   uint32
+	}{{k, "bpftool", kid}, {o, bin, info.ID}}
+	cases := []shCase{
+		{"new", nil, "m"},
+		{"in-dir", dirA, "a/m"},
+		{"exists-pin", pinM, "m"},
+		{"exists-dir", dirA, "a"},
+		{"exists-symlink", []string{"s l x"}, "l"},
+		{"dotted", nil, "a.b"},
+		{"missing-parent", nil, "no/m"},
+		{"parent-is-pin", pinM, "m/x"},
+		{"through-symlinked-dir", []string{"d a", "s l a"}, "l/m"},
+		{"second-name", []string{"d a"}, "a/m2"},
+	}
+	withUmask(0o022, func() {
+		for i, cs := range cases {
+			t.Run(cs.name, func(t *testing.T) {
+				var res [2]string
+				for j, s := range sides {
+					dir := fmt.Sprintf("%s/p%03d", s.tr.root, i)
+					if err := os.Mkdir(dir, 0o777); err != nil {
+						t.Fatal(err)
+					}
+					applySetup(t, s.tr, dir, cs.setup)
+					before := snapshot(t, dir)
+					tick()
+					err := cliErr(exec.Command(s.tool, "map", "pin", "id", fmt.Sprint(s.id), dir+"/"+cs.script))
+					res[j] = errnoText(t, err) + "\n" + render(before, snapshot(t, dir), nil)
+				}
+				diffOrKnown(t, "cli-pin/"+cs.name, res[0], res[1])
+			})
+		}
+	})
+}
