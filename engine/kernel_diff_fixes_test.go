@@ -168,3 +168,25 @@ func TestDiffFixNumaNoNode(t *testing.T) {
 		MapFlags: objects.FNumaNode, NumaNode: 0})
 	wantErrno(t, "percpu_hash on numa node 0", err, unix.EINVAL)
 }
+
+// syscall.c:map_lookup_and_delete_elem and map_get_next_key also work on kernel buffers and copy
+// out last: with a NULL value the element is removed and then EFAULT is returned; with a NULL
+// next_key the step's own error (ENOENT at the end) comes first, EFAULT otherwise.
+func TestDiffFixNullOutputs(t *testing.T) {
+	p := diffProc(t)
+	fd, err := p.MapCreate(&engine.MapCreateAttr{MapType: objects.MapTypeHash, KeySize: 4, ValueSize: 8, MaxEntries: 2})
+	wantErrno(t, "create", err, 0)
+	wantErrno(t, "get_next_key of an empty map, NULL next_key", p.MapGetNextKey(fd, nil, nil), unix.ENOENT)
+	wantErrno(t, "lookup_and_delete of a missing key, NULL value", p.MapLookupAndDeleteElem(fd, u32(1), nil, 0), unix.ENOENT)
+	wantErrno(t, "update", p.MapUpdateElem(fd, u32(1), make([]byte, 8), 0), 0)
+	wantErrno(t, "get_next_key, NULL next_key", p.MapGetNextKey(fd, nil, nil), unix.EFAULT)
+	wantErrno(t, "get_next_key after the last key, NULL next_key", p.MapGetNextKey(fd, u32(1), nil), unix.ENOENT)
+	wantErrno(t, "lookup_and_delete, NULL value", p.MapLookupAndDeleteElem(fd, u32(1), nil, 0), unix.EFAULT)
+	wantErrno(t, "lookup after lookup_and_delete with a NULL value", p.MapLookupElem(fd, u32(1), make([]byte, 8), 0), unix.ENOENT)
+
+	q, err := p.MapCreate(&engine.MapCreateAttr{MapType: objects.MapTypeQueue, ValueSize: 4, MaxEntries: 2})
+	wantErrno(t, "create queue", err, 0)
+	wantErrno(t, "push", p.MapUpdateElem(q, nil, u32(7), 0), 0)
+	wantErrno(t, "pop, NULL value", p.MapLookupAndDeleteElem(q, nil, nil, 0), unix.EFAULT)
+	wantErrno(t, "pop of the now empty queue", p.MapLookupAndDeleteElem(q, nil, make([]byte, 4), 0), unix.ENOENT)
+}

@@ -319,6 +319,14 @@ func (p *Process) MapGetNextKey(fd int, key, next []byte) error {
 			return err
 		}
 	}
+	if next == nil {
+		// map_get_next_key steps into a kernel buffer and copies it out last: with a NULL
+		// next_key the step's own error (ENOENT at the end) comes first, else EFAULT.
+		if err := m.GetNextKey(key, make([]byte, m.KeySize)); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return fmt.Errorf("%s: NULL next_key: %w", op, unix.EFAULT)
+	}
 	if len(next) < int(m.KeySize) {
 		return fmt.Errorf("%s: next_key buffer %d bytes, key_size %d: %w", op, len(next), m.KeySize, unix.EFAULT)
 	}
@@ -354,6 +362,14 @@ func (p *Process) MapLookupAndDeleteElem(fd int, key, value []byte, flags uint64
 	}
 	if key, err = copyKey(m, key, op); err != nil {
 		return err
+	}
+	if value == nil {
+		// map_lookup_and_delete_elem works on a kernel buffer and copies it out last: with
+		// a NULL value the element is still removed (or popped), then the copy fails.
+		if err := m.LookupAndDelete(key, make([]byte, m.ValueBufSize()), flags); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		return fmt.Errorf("%s: NULL value: %w", op, unix.EFAULT)
 	}
 	if value, err = valueBuf(m, value, op); err != nil {
 		return err
