@@ -444,8 +444,11 @@ func (d *differ) runKeyed(m *dmap, sp *keyedSpec, n int) {
 			if d.chance(0.1) {
 				fl = objects.FLock
 			}
+			if d.chance(0.01) {
+				v = [2][]byte{} // NULL value: the kernel deletes, then fails the copy out (EFAULT)
+			}
 			key := sp.key()
-			if d.elem(m, sel, cmdMapLookupAndDelete, key, v, fl) == 0 {
+			if d.elem(m, sel, cmdMapLookupAndDelete, key, v, fl) == 0 && v[0] != nil {
 				d.sameValue(fmt.Sprintf("%s lookup_and_delete %x", m.name, key), m, sp, v)
 			}
 		case r < 84:
@@ -480,7 +483,12 @@ func (d *differ) getNextKeyOp(m *dmap, sp *keyedSpec, sel int) {
 		key = sp.key()
 	}
 	next := d.outBufs(m.ks)
+	nullNext := d.chance(0.01) // NULL next_key: EFAULT after a successful step, ENOENT at the end
 	if sp.ordered {
+		if nullNext {
+			d.elem(m, sel, cmdMapGetNextKey, key, [2][]byte{}, 0)
+			return
+		}
 		if d.elem(m, sel, cmdMapGetNextKey, key, next, 0) == 0 {
 			d.sameBytes(fmt.Sprintf("%s get_next_key %x", m.name, key), next[0], next[1])
 		}
@@ -493,6 +501,10 @@ func (d *differ) getNextKeyOp(m *dmap, sp *keyedSpec, sel int) {
 		if d.elem(m, 0, cmdMapLookupElem, key, v, 0) == 0 {
 			key = nil
 		}
+	}
+	if nullNext {
+		d.elem(m, sel, cmdMapGetNextKey, key, [2][]byte{}, 0)
+		return
 	}
 	if d.elem(m, sel, cmdMapGetNextKey, key, next, 0) != 0 {
 		return
@@ -1145,7 +1157,10 @@ func (d *differ) runKeyless(m *dmap, n int, exactBloom bool) {
 			if d.chance(0.1) {
 				fl = []uint64{objects.FLock, 1, 2}[d.pick(3)]
 			}
-			if d.elem(m, sel, cmdMapLookupAndDelete, key, v, fl) == 0 {
+			if d.chance(0.02) {
+				v = [2][]byte{} // NULL value: popped, then EFAULT
+			}
+			if d.elem(m, sel, cmdMapLookupAndDelete, key, v, fl) == 0 && v[0] != nil {
 				d.sameBytes(m.name+" pop", v[0], v[1])
 			}
 		case r < 90:
