@@ -163,11 +163,13 @@ func mountMain(args []string) int {
 
 // prepareMountDir checks that dir is a directory, cleaning up a stale FUSE mount left there by
 // a daemon that died. Only a request the kernel must send shows a dead mount (ENOTCONN):
-// stat can be answered from the attribute cache, statfs cannot.
+// stat can be answered from the attribute cache, statfs cannot. A request that was in flight
+// while the dead daemon's /dev/fuse was being closed fails with ECONNABORTED instead
+// (fs/fuse/dev.c:fuse_abort_conn).
 func prepareMountDir(dir string) error {
 	for i := 0; i < 8 && isFuseMount(dir); i++ {
 		var sf unix.Statfs_t
-		if err := unix.Statfs(dir, &sf); !errors.Is(err, unix.ENOTCONN) {
+		if err := unix.Statfs(dir, &sf); !errors.Is(err, unix.ENOTCONN) && !errors.Is(err, unix.ECONNABORTED) {
 			break
 		}
 		if uerr := fsnode.UnmountDir(dir, true); uerr != nil {
