@@ -199,6 +199,14 @@ func permutation(n int) []uint32 {
 	return out
 }
 
+// next returns the index after j in visiting order, wrapping to 0 (no division in the loop).
+func (f *fixture) next(j int) int {
+	if j++; j == f.n {
+		return 0
+	}
+	return j
+}
+
 // key returns the i-th key in visiting order.
 func (f *fixture) key(i int) []byte {
 	return f.flat[i*benchKeySize : (i+1)*benchKeySize : (i+1)*benchKeySize]
@@ -284,15 +292,15 @@ func runSides(b *testing.B, typ objects.MapType, engineFn func(b *testing.B, f *
 func benchLookup(b *testing.B, typ objects.MapType) {
 	runSides(b, typ, func(b *testing.B, f *fixture) {
 		v := make([]byte, benchValueSize)
-		for i := 0; i < b.N; i++ {
-			if err := f.p.MapLookupElem(f.efd, f.key(i%f.n), v, 0); err != nil {
+		for i, j := 0, 0; i < b.N; i, j = i+1, f.next(j) {
+			if err := f.p.MapLookupElem(f.efd, f.key(j), v, 0); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}, func(b *testing.B, f *fixture) {
 		k := f.k
-		for i := 0; i < b.N; i++ {
-			copy(k.key, f.key(i%f.n))
+		for i, j := 0, 0; i < b.N; i, j = i+1, f.next(j) {
+			copy(k.key, f.key(j))
 			if e := k.elem(bpfMapLookupElem, k.key, k.value, 0); e != 0 {
 				b.Fatal(e)
 			}
@@ -303,16 +311,16 @@ func benchLookup(b *testing.B, typ objects.MapType) {
 func benchUpdate(b *testing.B, typ objects.MapType) {
 	runSides(b, typ, func(b *testing.B, f *fixture) {
 		v := make([]byte, benchValueSize)
-		for i := 0; i < b.N; i++ {
+		for i, j := 0, 0; i < b.N; i, j = i+1, f.next(j) {
 			v[0] = byte(i)
-			if err := f.p.MapUpdateElem(f.efd, f.key(i%f.n), v, objects.Any); err != nil {
+			if err := f.p.MapUpdateElem(f.efd, f.key(j), v, objects.Any); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}, func(b *testing.B, f *fixture) {
 		k := f.k
-		for i := 0; i < b.N; i++ {
-			copy(k.key, f.key(i%f.n))
+		for i, j := 0, 0; i < b.N; i, j = i+1, f.next(j) {
+			copy(k.key, f.key(j))
 			k.value[0] = byte(i)
 			if e := k.elem(bpfMapUpdateElem, k.key, k.value, objects.Any); e != 0 {
 				b.Fatal(e)
@@ -324,15 +332,15 @@ func benchUpdate(b *testing.B, typ objects.MapType) {
 func benchGetNextKey(b *testing.B, typ objects.MapType) {
 	runSides(b, typ, func(b *testing.B, f *fixture) {
 		next := make([]byte, benchKeySize)
-		for i := 0; i < b.N; i++ {
-			if err := f.p.MapGetNextKey(f.efd, f.key(i%f.n), next); err != nil && !errors.Is(err, unix.ENOENT) {
+		for i, j := 0, 0; i < b.N; i, j = i+1, f.next(j) {
+			if err := f.p.MapGetNextKey(f.efd, f.key(j), next); err != nil && !errors.Is(err, unix.ENOENT) {
 				b.Fatal(err)
 			}
 		}
 	}, func(b *testing.B, f *fixture) {
 		k := f.k
-		for i := 0; i < b.N; i++ {
-			copy(k.key, f.key(i%f.n))
+		for i, j := 0, 0; i < b.N; i, j = i+1, f.next(j) {
+			copy(k.key, f.key(j))
 			if e := k.elem(bpfMapGetNextKey, k.key, k.value, 0); e != 0 && e != unix.ENOENT {
 				b.Fatal(e)
 			}
@@ -370,22 +378,22 @@ func BenchmarkHashDelete(b *testing.B) {
 		b.StartTimer()
 	}
 	runSides(b, objects.MapTypeHash, func(b *testing.B, f *fixture) {
-		for i := 0; i < b.N; i++ {
-			if i > 0 && i%f.n == 0 {
+		for i, j := 0, 0; i < b.N; i, j = i+1, f.next(j) {
+			if i > 0 && j == 0 {
 				refill(b, f, f.n, false)
 			}
-			if err := f.p.MapDeleteElem(f.efd, f.key(i%f.n)); err != nil {
+			if err := f.p.MapDeleteElem(f.efd, f.key(j)); err != nil {
 				b.Fatal(err)
 			}
 		}
 		refill(b, f, min(b.N, f.n), false)
 	}, func(b *testing.B, f *fixture) {
 		k := f.k
-		for i := 0; i < b.N; i++ {
-			if i > 0 && i%f.n == 0 {
+		for i, j := 0, 0; i < b.N; i, j = i+1, f.next(j) {
+			if i > 0 && j == 0 {
 				refill(b, f, f.n, true)
 			}
-			copy(k.key, f.key(i%f.n))
+			copy(k.key, f.key(j))
 			if e := k.elem(bpfMapDeleteElem, k.key, nil, 0); e != 0 {
 				b.Fatal(e)
 			}
