@@ -466,7 +466,6 @@ func TestFSDiffOps(t *testing.T) {
 // fsKnownDiffs are the cases where bpffs-fuse is known to differ from the kernel, with the reason
 // (README, "Differences from the kernel"). They are logged, not failed.
 var fsKnownDiffs = map[string]string{
-	"get-dac/0600": dacDiff, "get-dac/0644": dacDiff, "get-dac/0444": dacDiff, "get-dac/0222": dacDiff,
 	"sh/cat-pin": "a pinned map without BTF can be read: cat lists it in text (the kernel's " +
 		"bpffs fails the open with EIO), which is what bpffs-fuse is for",
 	"sh/echo-pin": "a pinned map can be written: lines update it (the kernel's bpffs fails the " +
@@ -486,13 +485,6 @@ var fsKnownDiffs = map[string]string{
 		"BPF_OBJ_GET gives EACCES; the kernel returns the preload iterator link (ENOENT on the " +
 		"6.18 test VM, whose preload links are gone)",
 }
-
-// dacDiff: the control socket gives every admitted caller all capabilities (engine/control
-// package doc), so OBJ_GET through the CLI skips the DAC check the kernel applies to a caller
-// without CAP_DAC_OVERRIDE. File access through the mount is checked by the kernel as usual.
-const dacDiff = "BPF_OBJ_GET through the CLI/control socket runs with every capability, so a " +
-	"caller without CAP_DAC_OVERRIDE still opens a pin it has no read+write permission on " +
-	"(the kernel: EACCES)"
 
 // diffOrKnown fails the test if got differs from want, unless the case is a known difference,
 // which is logged with its reason.

@@ -14,9 +14,11 @@
 // (supplementary groups) when a connection arrives. A caller is allowed when it is uid 0, the
 // mount's owner or the daemon's own uid (Policy.OwnerUIDs: uid= of the mount, by default the uid that ran `bpffs-fuse mount`), or a member
 // (primary or supplementary) of Policy.GroupID when one was given at mount time
-// (`-o control_group=NAME|GID`). An allowed caller gets a Process with its uid, gid and groups
-// and every capability (engine.CapAll): the daemon is its users' kernel, and the policy, not
-// capabilities, is what keeps strangers out. Pins it creates are owned by its uid and gid, and
+// (`-o control_group=NAME|GID`). An allowed caller gets a Process with its uid, gid and groups,
+// the capabilities it really holds (CapEff of /proc/PID/status), and CAP_BPF, CAP_SYS_ADMIN,
+// CAP_PERFMON and CAP_NET_ADMIN on top: the daemon is its users' kernel, and the policy, not
+// capabilities, is what keeps strangers out. File-permission overrides such as
+// CAP_DAC_OVERRIDE are not granted, so pins it creates are owned by its uid and gid, and
 // OBJ_GET checks file modes against them, as bpffs does. Everyone else gets the handshake
 // reply with errno EPERM and the connection is closed. The socket file itself is created with
 // mode 0660 (0666 when the mount allows other users) in a directory of mode 0755, so that

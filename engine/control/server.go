@@ -253,7 +253,7 @@ func (s *Server) serveConn(c *net.UnixConn) {
 
 	// The umask is read once, at connect: pins the connection makes get 0600 &^ umask as the
 	// kernel gives its caller (a CLI run is one connection, so this is its umask at pin time).
-	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: engine.CapAll,
+	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: peerCaps(pc.PID, pc.UID),
 		Umask: umask})
 	cs := &connState{conn: c, proc: proc, sem: make(chan struct{}, MaxInFlight)}
 	r := bufio.NewReaderSize(c, 64<<10)
