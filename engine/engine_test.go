@@ -460,3 +460,22 @@ func TestConcurrentProcess(t *testing.T) {
 		t.Fatal("maps left after every fd closed")
 	}
 }
+
+// A process with stdio open gets BPF fds from 3, and fd 0 is a file that is not a map.
+func TestOpenStdio(t *testing.T) {
+	_, p := newProc(t, Config{})
+	p.OpenStdio()
+	fd := mustCreate(t, p, hashAttr())
+	if fd != 3 {
+		t.Fatalf("first map fd %d, want 3", fd)
+	}
+	_, err := p.MapCreate(&MapCreateAttr{MapType: objects.MapTypeArrayOfMaps, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	wantErrno(t, "map-in-map with inner_map_fd 0 (stdin)", err, unix.EINVAL)
+	wantErrno(t, "lookup on stdin", p.MapLookupElem(0, u32(1), make([]byte, 8), 0), unix.EINVAL)
+	_, err = p.MapGetInfoByFD(1)
+	wantErrno(t, "info of stdout", err, unix.EINVAL)
+	wantErrno(t, "close stderr", p.Close(2), 0)
+	if fd := mustCreate(t, p, hashAttr()); fd != 2 {
+		t.Fatalf("fd after closing stderr %d, want 2", fd)
+	}
+}

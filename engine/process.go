@@ -237,3 +237,25 @@ func (p *Process) checkBPF() error {
 	}
 	return nil
 }
+
+// otherFile stands for an open file that is not a BPF object: a process's stdin, stdout and
+// stderr. bpf(2) commands given such an fd fail as on Linux (EINVAL: not a map).
+type otherFile struct{}
+
+func (otherFile) ID() uint32       { return 0 }
+func (otherFile) Inc()             {}
+func (otherFile) Put()             {}
+func (otherFile) IncUser()         {}
+func (otherFile) PutUser()         {}
+func (otherFile) TryInc() bool     { return true }
+func (otherFile) TryIncUser() bool { return true }
+
+// OpenStdio occupies fds 0, 1 and 2 with files that are not BPF objects, as a real process's
+// stdin, stdout and stderr are, so that its first BPF fd is 3 and an fd argument of 0 (an unset
+// inner_map_fd, say) names a file that is not a map, as it would on Linux. Processes that stand
+// for another program (the control server's connections) use it.
+func (p *Process) OpenStdio() {
+	for i := 0; i < 3; i++ {
+		p.install(&file{obj: otherFile{}})
+	}
+}

@@ -63,6 +63,7 @@ func TestClientMirrorsProcess(t *testing.T) {
 	_, path := startServer(t, Policy{})
 	c := dial(t, path)
 	local := engine.New(engine.Config{NumPossibleCPUs: 2}).NewProcess(engine.Root())
+	local.OpenStdio() // as every connection's process has
 
 	type api interface {
 		MapCreate(*engine.MapCreateAttr) (int, error)

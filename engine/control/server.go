@@ -255,6 +255,9 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	// kernel gives its caller (a CLI run is one connection, so this is its umask at pin time).
 	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: peerCaps(pc.PID, pc.UID),
 		Umask: umask})
+	// A connection is a process with stdin, stdout and stderr open: its BPF fds start at 3, and
+	// fd 0 (an unset inner_map_fd) is not a map, as for bpftool on Linux.
+	proc.OpenStdio()
 	cs := &connState{conn: c, proc: proc, sem: make(chan struct{}, MaxInFlight)}
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
