@@ -78,6 +78,9 @@ type fdTable struct {
 type Process struct {
 	eng  *Engine
 	cred Cred
+	// bpfOK caches cred.bpfCapable() (credentials never change): checkBPF runs on every
+	// command.
+	bpfOK bool
 
 	mu     sync.Mutex // serializes fd allocation and close
 	table  atomic.Pointer[fdTable]
@@ -90,7 +93,7 @@ const maxFDs = 1 << 20
 // NewProcess returns a process with the given credentials and an empty fd table. Fds start at
 // 0; the Go API has no stdin, stdout and stderr to skip.
 func (e *Engine) NewProcess(cred Cred) *Process {
-	p := &Process{eng: e, cred: cred}
+	p := &Process{eng: e, cred: cred, bpfOK: cred.bpfCapable()}
 	p.table.Store(&fdTable{files: make([]atomic.Pointer[file], 16)})
 	return p
 }
@@ -232,7 +235,7 @@ func (p *Process) NumFDs() int {
 // kernel.unprivileged_bpf_disabled set: without CAP_BPF or CAP_SYS_ADMIN, every command fails
 // with EPERM.
 func (p *Process) checkBPF() error {
-	if !p.cred.bpfCapable() {
+	if !p.bpfOK {
 		return fmt.Errorf("bpf(2) needs CAP_BPF or CAP_SYS_ADMIN: %w", unix.EPERM)
 	}
 	return nil
