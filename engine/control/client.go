@@ -26,8 +26,9 @@ import (
 // callers), so an uncontended call costs one write and one read on the calling goroutine,
 // with no handoff between goroutines.
 type Client struct {
-	conn *net.UnixConn
-	ncpu int
+	conn    *net.UnixConn
+	ncpu    int
+	version uint32 // the protocol version of the connection
 
 	wmu      sync.Mutex
 	wb       []byte
@@ -55,6 +56,16 @@ var ErrClosed = errors.New("control: connection closed")
 // Dial connects to the daemon's control socket at socketPath and performs the handshake. A
 // caller the daemon's policy refuses gets an error wrapping EPERM.
 func Dial(socketPath string) (*Client, error) {
+	c, err := dialVersion(socketPath, Version)
+	var ce *Error
+	if errors.As(err, &ce) && ce.Errno == unix.EPROTONOSUPPORT && ce.version >= 1 && ce.version < Version {
+		// An older daemon: speak its version (Vector then runs its ops one by one).
+		return dialVersion(socketPath, ce.version)
+	}
+	return c, err
+}
+
+func dialVersion(socketPath string, version uint32) (*Client, error) {
 	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socketPath, Net: "unix"})
 	if err != nil {
 		var en unix.Errno
@@ -63,7 +74,7 @@ func Dial(socketPath string) (*Client, error) {
 		}
 		return nil, err
 	}
-	hello := binary.LittleEndian.AppendUint32([]byte(Magic), Version)
+	hello := binary.LittleEndian.AppendUint32([]byte(Magic), version)
 	if _, err := conn.Write(hello); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("control handshake: %w", err)
@@ -83,10 +94,11 @@ func Dial(socketPath string) (*Client, error) {
 		if st == unix.EPERM {
 			return nil, &Error{Msg: "control: the daemon refused this user (not root, the mount's owner or in its control group)", Errno: st}
 		}
-		return nil, &Error{Msg: fmt.Sprintf("control: daemon speaks protocol %d, we speak %d", v, Version), Errno: st}
+		return nil, &Error{Msg: fmt.Sprintf("control: daemon speaks protocol %d, we speak %d", v, version), Errno: st, version: v}
 	}
 	c := &Client{
 		conn:    conn,
+		version: binary.LittleEndian.Uint32(w[len(Magic):]),
 		ncpu:    int(binary.LittleEndian.Uint32(w[len(Magic)+8:])),
 		pending: map[uint32]*waiter{},
 		r:       bufio.NewReaderSize(conn, 64<<10),
@@ -453,4 +465,133 @@ func (c *Client) Dup(fd int) (int, error) {
 	}
 	nfd := int(d.u32())
 	return nfd, finish(d, nil)
+}
+
+// ProtocolVersion is the wire protocol version the connection speaks (see the package doc).
+func (c *Client) ProtocolVersion() int { return int(c.version) }
+
+// VecOp is one element operation of a Vector call.
+type VecOp struct {
+	// Op is OpMapLookupElem, OpMapLookupAndDeleteElem, OpMapUpdateElem or OpMapDeleteElem.
+	Op uint16
+	FD int
+	// Key is the element's key (nil for maps without keys: queue, stack, bloom_filter).
+	Key []byte
+	// Value is the value to store (update) or the buffer that receives the element
+	// (lookups; its contents are sent too, as MapLookupElem does).
+	Value []byte
+	// Flags are the update or lookup flags (BPF_ANY, BPF_F_LOCK, ...).
+	Flags uint64
+}
+
+// Vector limits: a chunk of a Vector call holds at most this many ops, and stops growing
+// once its request or its expected response passes vectorChunkBytes.
+const (
+	vectorChunkOps   = 4096
+	vectorChunkBytes = 1 << 20
+)
+
+// Vector runs ops in order in the daemon, as calling MapLookupElem, MapUpdateElem, ... for
+// each would, and stops at the first op that fails. It returns how many ops succeeded and,
+// when n < len(ops), the error of ops[n]. The ops travel in chunks (one round trip each) as
+// OpVector requests; a daemon speaking protocol 1 gets them one by one.
+func (c *Client) Vector(ops []VecOp) (int, error) {
+	for i := range ops {
+		switch ops[i].Op {
+		case OpMapLookupElem, OpMapLookupAndDeleteElem, OpMapUpdateElem, OpMapDeleteElem:
+		default:
+			return i, fmt.Errorf("control: op %d in Vector: %w", ops[i].Op, unix.EINVAL)
+		}
+	}
+	if c.version < 2 {
+		for i := range ops {
+			if err := c.single(&ops[i]); err != nil {
+				return i, err
+			}
+		}
+		return len(ops), nil
+	}
+	done := 0
+	for done < len(ops) {
+		// One chunk: ops[done:end].
+		end, reqBytes, respBytes := done, 0, 0
+		for end < len(ops) && end-done < vectorChunkOps && reqBytes < vectorChunkBytes && respBytes < vectorChunkBytes {
+			op := &ops[end]
+			reqBytes += 32 + len(op.Key) + len(op.Value)
+			respBytes += 16
+			if op.Op == OpMapLookupElem || op.Op == OpMapLookupAndDeleteElem {
+				respBytes += len(op.Value)
+			}
+			end++
+		}
+		chunk := ops[done:end]
+		d, err := c.call(OpVector, func(e *enc) {
+			e.u32(uint32(len(chunk)))
+			for i := range chunk {
+				op := &chunk[i]
+				e.u32(uint32(op.Op))
+				at := len(e.b)
+				e.u32(0)
+				e.u32(uint32(op.FD))
+				e.bytes(op.Key)
+				if op.Op != OpMapDeleteElem {
+					e.bytes(op.Value)
+					e.u64(op.Flags)
+				}
+				binary.LittleEndian.PutUint32(e.b[at:], uint32(len(e.b)-at-4))
+			}
+		})
+		if err != nil {
+			return done, err
+		}
+		n := d.u32()
+		if d.err != nil || n > uint32(len(chunk)) || n == 0 {
+			return done, fmt.Errorf("control: malformed vector response: %w", unix.EBADMSG)
+		}
+		for i := range n {
+			op := &chunk[i]
+			r := &dec{b: d.take(int(d.u32()))}
+			if d.err != nil {
+				return done, fmt.Errorf("control: malformed vector response: %w", unix.EBADMSG)
+			}
+			en := unix.Errno(r.u32())
+			msg := r.str()
+			if r.err != nil {
+				return done, fmt.Errorf("control: malformed vector response: %w", unix.EBADMSG)
+			}
+			if en != 0 {
+				return done, &Error{Msg: msg, Errno: en}
+			}
+			if op.Op == OpMapLookupElem || op.Op == OpMapLookupAndDeleteElem {
+				v := r.u32()
+				if v != nilLen {
+					copy(op.Value, r.take(int(v)))
+				}
+			}
+			if r.done() != nil {
+				return done, fmt.Errorf("control: malformed vector response: %w", unix.EBADMSG)
+			}
+			done++
+		}
+		if d.done() != nil {
+			return done, fmt.Errorf("control: malformed vector response: %w", unix.EBADMSG)
+		}
+		// n < len(chunk) without an error: the daemon stopped at its response limit; the
+		// next chunk starts at the first op it did not run.
+	}
+	return done, nil
+}
+
+// single runs one VecOp as its own request.
+func (c *Client) single(op *VecOp) error {
+	switch op.Op {
+	case OpMapLookupElem:
+		return c.MapLookupElem(op.FD, op.Key, op.Value, op.Flags)
+	case OpMapLookupAndDeleteElem:
+		return c.MapLookupAndDeleteElem(op.FD, op.Key, op.Value, op.Flags)
+	case OpMapUpdateElem:
+		return c.MapUpdateElem(op.FD, op.Key, op.Value, op.Flags)
+	default:
+		return c.MapDeleteElem(op.FD, op.Key)
+	}
 }

@@ -27,15 +27,18 @@
 // the mount's allow_other to reach the mount itself, which is how the CLI finds the socket
 // (the root's user.bpffs.control xattr).
 //
-// # Wire protocol, version 1
+// # Wire protocol, versions 1 and 2
 //
-// All integers are little-endian.
+// All integers are little-endian. Version 2 is version 1 plus OpVector.
 //
 // Handshake. The client sends 12 bytes: the magic "BPFFSCTL" and a u32 protocol version. The
-// server answers 20 bytes: the magic, the u32 version it speaks, a u32 errno (0: accepted;
-// EPERM: the caller is not allowed; EPROTONOSUPPORT: the client's version is not spoken) and
-// a u32 giving num_possible_cpus of the engine (per-CPU values hold that many slots). On a
-// non-zero errno the server closes the connection.
+// server answers 20 bytes: the magic, a u32 version, a u32 errno (0: accepted; EPERM: the
+// caller is not allowed; EPROTONOSUPPORT: the client's version is not spoken) and a u32 giving
+// num_possible_cpus of the engine (per-CPU values hold that many slots). On success the
+// version is the client's, which the connection then speaks (a server speaks every version
+// from 1 to its own); on EPROTONOSUPPORT it is the newest version the server speaks, so that
+// a newer client can dial again with that one (Dial does). On a non-zero errno the server
+// closes the connection.
 //
 // Frames. After the handshake both sides exchange frames:
 //
@@ -58,6 +61,19 @@
 // Field encodings inside payloads: u32 and u64 as is; bytes and strings as a u32 length and
 // the data, where length 0xffffffff stands for a nil slice (a NULL pointer in bpf(2), as in
 // MapGetNextKey's first-key request).
+//
+// Vectors (version 2). An OpVector request runs a sequence of requests in order, one after
+// the other, and stops after the first that fails; a batch of element operations then costs
+// one round trip instead of one each. Its payload is a u32 count and, per sub-request, a u32
+// holding the op (low 16 bits) and flags (high 16 bits, as in a frame header) and the
+// sub-request's payload as bytes (in the op's own payload format). The response payload is
+// the usual status (0, unless the vector itself is malformed: then nothing ran), a u32 n of
+// sub-requests that ran, and n times, as bytes, the response payload each would have had as a
+// frame of its own. The last of them carries the failure, if any; the rest did not run. A
+// server may also stop early without a failure once the response grows past MaxFrame/2; the
+// client then sends the rest again. A vector inside a vector is refused with EINVAL. Client.
+// Vector uses this for element operations (lookup, lookup-and-delete, update, delete), and
+// runs them one request each on a version 1 connection.
 //
 // Errors in the stream. A frame whose len is below 8 or above MaxFrame makes the server send
 // a response with id 0, op OpError and errno EMSGSIZE, then close the connection: the stream

@@ -13,8 +13,9 @@ import (
 	"github.com/bpffs-fuse/bpffs-fuse/objects"
 )
 
-// Version is the wire protocol version this package speaks.
-const Version = 1
+// Version is the newest wire protocol version this package speaks; servers also speak every
+// older one (1: the bpf(2) commands; 2: adds OpVector).
+const Version = 2
 
 // Magic starts both handshake messages.
 const Magic = "BPFFSCTL"
@@ -55,6 +56,9 @@ const (
 	OpClose uint16 = 0x100
 	// OpDup is dup(2) of a descriptor.
 	OpDup uint16 = 0x101
+	// OpVector (protocol version 2) runs a sequence of requests in order and stops at the
+	// first that fails: one round trip for many element operations.
+	OpVector uint16 = 0x102
 	// OpError marks the server's last response before it drops a connection whose stream
 	// is broken (id 0).
 	OpError uint16 = 0xffff
@@ -330,6 +334,8 @@ func decodeBatchIn(d *dec) *engine.MapBatchAttr {
 type Error struct {
 	Msg   string
 	Errno unix.Errno
+
+	version uint32 // handshake refusals: the version the daemon speaks
 }
 
 func (e *Error) Error() string {

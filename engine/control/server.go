@@ -235,16 +235,18 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	// umask right after Dial returns has the one it connected with.
 	umask := peerCredUmask(pc.PID)
 	status := unix.Errno(0)
+	// Versions 1 to Version are spoken; the connection speaks the client's (2 adds OpVector).
+	version := binary.LittleEndian.Uint32(hello[len(Magic):])
 	switch {
-	case !bytes.Equal(hello[:len(Magic)], []byte(Magic)) ||
-		binary.LittleEndian.Uint32(hello[len(Magic):]) != Version:
+	case !bytes.Equal(hello[:len(Magic)], []byte(Magic)) || version < 1 || version > Version:
 		status = unix.EPROTONOSUPPORT
+		version = Version
 	case !s.policy.Allows(pc):
 		status = unix.EPERM
 		s.logf("control: refused pid %d uid %d gid %d: not root, the owner or in the control group", pc.PID, pc.UID, pc.GID)
 	}
 	welcome := append([]byte(Magic), make([]byte, 12)...)
-	binary.LittleEndian.PutUint32(welcome[len(Magic):], Version)
+	binary.LittleEndian.PutUint32(welcome[len(Magic):], version)
 	binary.LittleEndian.PutUint32(welcome[len(Magic)+4:], uint32(status))
 	binary.LittleEndian.PutUint32(welcome[len(Magic)+8:], uint32(s.eng.Config().NumPossibleCPUs))
 	if _, err := c.Write(welcome); err != nil || status != 0 {
@@ -258,7 +260,7 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	// A connection is a process with stdin, stdout and stderr open: its BPF fds start at 3, and
 	// fd 0 (an unset inner_map_fd) is not a map, as for bpftool on Linux.
 	proc.OpenStdio()
-	cs := &connState{conn: c, proc: proc, sem: make(chan struct{}, MaxInFlight)}
+	cs := &connState{conn: c, proc: proc, sem: make(chan struct{}, MaxInFlight), version: version}
 	r := bufio.NewReaderSize(c, 64<<10)
 	for {
 		f, err := readFrame(r)
@@ -276,14 +278,14 @@ func (s *Server) serveConn(c *net.UnixConn) {
 		// Everything else runs on its own goroutine, so that requests queued behind a slow
 		// one, or arriving while it runs, proceed concurrently.
 		if quick(f.op) && (r.Buffered() == 0 || f.flags&FlagNoReply != 0) {
-			cs.reply(f, handle(proc, f))
+			cs.reply(f, cs.handle(f))
 			continue
 		}
 		cs.sem <- struct{}{}
 		cs.wg.Add(1)
 		go func() {
 			defer func() { <-cs.sem; cs.wg.Done() }()
-			cs.reply(f, handle(proc, f))
+			cs.reply(f, cs.handle(f))
 		}()
 	}
 	cs.wg.Wait()
@@ -326,8 +328,9 @@ func quick(op uint16) bool {
 }
 
 type connState struct {
-	conn *net.UnixConn
-	proc *engine.Process
+	conn    *net.UnixConn
+	proc    *engine.Process
+	version uint32 // the protocol version the client asked for
 	sem  chan struct{}
 	wg   sync.WaitGroup
 	wmu  sync.Mutex
@@ -355,10 +358,82 @@ func errorFrame(id uint32, op uint16, err error) []byte {
 	return finishFrame(e.b)
 }
 
+// handle runs one request of the connection: OpVector on version 2 connections, everything
+// else as handle does.
+func (cs *connState) handle(f frame) []byte {
+	if f.op == OpVector && cs.version >= 2 {
+		return handleVector(cs.proc, f)
+	}
+	return handle(cs.proc, f)
+}
+
 // handle runs one request on proc and returns the response frame.
 func handle(proc *engine.Process, f frame) []byte {
+	return handleBuf(proc, f, make([]byte, 0, 64))
+}
+
+// vectorReplyLimit is the response size after which a vector stops early (without error): the
+// client sends the rest again, and no response can exceed MaxFrame.
+const vectorReplyLimit = MaxFrame / 2
+
+// handleVector runs the sub-requests of an OpVector request in order on proc, stopping after
+// the first one that fails (or when the response has grown past vectorReplyLimit), and
+// returns one response holding each executed sub-request's response payload.
+func handleVector(proc *engine.Process, f frame) []byte {
+	if f.flags&^FlagNoReply != 0 {
+		return errorFrame(f.id, f.op, fmt.Errorf("control: frame flags %#x: %w", f.flags, unix.EINVAL))
+	}
 	d := &dec{b: f.payload}
-	e := &enc{b: appendFrameHeader(make([]byte, 0, 64), f.id, f.op)}
+	count := d.u32()
+	if d.err == nil && uint64(count)*8 > uint64(len(d.b)) {
+		d.err = errBadMsg
+	}
+	// Decode every sub-request before running any: a malformed vector runs nothing.
+	subs := make([]frame, 0, count)
+	for i := uint32(0); i < count && d.err == nil; i++ {
+		v := d.u32()
+		op, flags := uint16(v), uint16(v>>16)
+		n := d.u32()
+		if n == nilLen {
+			d.err = errBadMsg
+			break
+		}
+		payload := d.take(int(n))
+		if d.err == nil && (op == OpVector || op == OpError) {
+			return errorFrame(f.id, f.op, fmt.Errorf("control: op %d inside a vector: %w", op, unix.EINVAL))
+		}
+		subs = append(subs, frame{id: f.id, op: op, flags: flags, payload: payload})
+	}
+	if err := d.done(); err != nil {
+		return errorFrame(f.id, f.op, err)
+	}
+	e := enc{b: appendFrameHeader(make([]byte, 0, 64+16*len(subs)), f.id, f.op)}
+	e.u32(0)
+	e.str("")
+	nAt := len(e.b)
+	e.u32(0)
+	var scratch []byte
+	n := uint32(0)
+	for _, sub := range subs {
+		if len(e.b) > vectorReplyLimit {
+			break
+		}
+		scratch = handleBuf(proc, sub, scratch[:0])
+		r := scratch[4+headerLen:]
+		e.bytes(r)
+		n++
+		if binary.LittleEndian.Uint32(r) != 0 {
+			break
+		}
+	}
+	binary.LittleEndian.PutUint32(e.b[nAt:], n)
+	return finishFrame(e.b)
+}
+
+// handleBuf is handle appending the response frame to buf (which it may reuse).
+func handleBuf(proc *engine.Process, f frame, buf []byte) []byte {
+	d := &dec{b: f.payload}
+	e := &enc{b: appendFrameHeader(buf, f.id, f.op)}
 	var err error
 	// results appends the op's results after the status; nil when there are none.
 	var results func()
