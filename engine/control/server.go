@@ -331,9 +331,9 @@ type connState struct {
 	conn    *net.UnixConn
 	proc    *engine.Process
 	version uint32 // the protocol version the client asked for
-	sem  chan struct{}
-	wg   sync.WaitGroup
-	wmu  sync.Mutex
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	wmu     sync.Mutex
 }
 
 // reply sends the response to f unless f asked for none.
