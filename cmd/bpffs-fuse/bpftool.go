@@ -14,7 +14,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bpffs-fuse/bpffs-fuse/engine"
 	"github.com/bpffs-fuse/bpffs-fuse/engine/control"
+	"github.com/bpffs-fuse/bpffs-fuse/objects"
 )
 
 func init() {
@@ -50,6 +52,11 @@ type tool struct {
 
 	lastHelp func(args []string) int
 	lastArgs []string
+
+	// quiet suppresses perr and pinfo (the batch fast path's trial parse).
+	quiet bool
+	// batch is the state of a batch file's run of element commands.
+	batch *batchRun
 }
 
 // cmd is one entry of a command table (main.h:struct cmd).
@@ -249,6 +256,9 @@ func (t *tool) usage() {
 
 // perr is common.c:p_err: `Error: ...` on stderr, or {"error":"..."} in JSON mode.
 func (t *tool) perr(format string, args ...any) {
+	if t.quiet {
+		return
+	}
 	if t.json != nil {
 		t.json.startObject()
 		t.json.name("error")
@@ -262,7 +272,7 @@ func (t *tool) perr(format string, args ...any) {
 
 // pinfo is common.c:p_info: a note on stderr, silent in JSON mode.
 func (t *tool) pinfo(format string, args ...any) {
-	if t.json != nil {
+	if t.quiet || t.json != nil {
 		return
 	}
 	t.out.Flush()
@@ -472,24 +482,23 @@ const (
 )
 
 // makeArgs is main.c:make_args: split a batch line into words, with '...' and "..." quoting.
-func (t *tool) makeArgs(line string, cmdNb int) ([]string, bool) {
+// On a bad line it returns bpftool's error message instead (printed by the caller).
+func (t *tool) makeArgs(line string, cmdNb int) ([]string, string) {
 	var out []string
 	const ws = " \t\r\n"
 	for {
 		line = strings.TrimLeft(line, ws)
 		if line == "" {
-			return out, true
+			return out, ""
 		}
 		if len(out) >= batchArgMax-1 {
-			t.perr("too many arguments to command %d", cmdNb)
-			return nil, false
+			return nil, fmt.Sprintf("too many arguments to command %d", cmdNb)
 		}
 		if line[0] == '\'' || line[0] == '"' {
 			q := line[0]
 			end := strings.IndexByte(line[1:], q)
 			if end < 0 {
-				t.perr("unterminated quoted string in command %d", cmdNb)
-				return nil, false
+				return nil, fmt.Sprintf("unterminated quoted string in command %d", cmdNb)
 			}
 			out = append(out, line[1:1+end])
 			line = line[2+end:]
@@ -502,7 +511,7 @@ func (t *tool) makeArgs(line string, cmdNb int) ([]string, bool) {
 		end := strings.IndexAny(line, ws)
 		if end < 0 {
 			out = append(out, line)
-			return out, true
+			return out, ""
 		}
 		out = append(out, line[:end])
 		line = line[end+1:]
@@ -555,6 +564,18 @@ func (t *tool) doBatch(args []string) int {
 		}
 		return s, true
 	}
+	b := &batchRun{handles: map[string]*cachedMap{}}
+	t.batch = b
+	defer func() { t.batch = nil }()
+	// fail reports a batch-file error once the commands before it have run (and stops at
+	// one of those instead, when it failed).
+	fail := func(format string, args ...any) int {
+		if ret := t.flushElems(); ret != 0 {
+			return ret
+		}
+		t.perr(format, args...)
+		return -1
+	}
 	for {
 		buf, ok := readLine()
 		if !ok {
@@ -564,30 +585,43 @@ func (t *tool) doBatch(args []string) int {
 			buf = buf[:i]
 		}
 		if len(buf) >= batchLineMax-1 {
-			t.perr("reading batch file failed: %s", strerrno(unix.E2BIG))
-			return -1
+			return fail("reading batch file failed: %s", strerrno(unix.E2BIG))
 		}
 		for strings.Contains(buf, "\\\n") {
 			cont, ok := readLine()
 			if !ok || cont == "" {
-				t.perr("missing continuation line on command %d", lines)
-				return -1
+				return fail("missing continuation line on command %d", lines)
 			}
 			if i := strings.IndexByte(cont, '#'); i >= 0 {
 				cont = cont[:i]
 			}
 			if len(buf)+len(cont)+1 > batchLineMax {
-				t.perr("command %d is too long", lines)
-				return -1
+				return fail("command %d is too long", lines)
 			}
 			buf = buf[:len(buf)-2] + cont
 		}
-		words, ok := t.makeArgs(buf, lines)
-		if !ok {
-			return -1
+		words, msg := t.makeArgs(buf, lines)
+		if msg != "" {
+			return fail("%s", msg)
 		}
 		if len(words) == 0 {
 			continue
+		}
+		// Element commands on a map handle already open go to the queue, which runs them in
+		// one round trip per chunk (batchFast's doc has the rules).
+		queued, cacheArgs := t.batchFast(words)
+		if queued {
+			if b.failed != 0 {
+				return b.failed
+			}
+			lines++
+			continue
+		}
+		if ret := t.flushElems(); ret != 0 {
+			return ret
+		}
+		if cacheArgs == nil {
+			t.dropHandles()
 		}
 		if t.json != nil {
 			t.json.startObject()
@@ -607,9 +641,265 @@ func (t *tool) doBatch(args []string) int {
 			return err
 		}
 		lines++
+		if cacheArgs != nil {
+			t.cacheHandle(cacheArgs)
+		}
+	}
+	if ret := t.flushElems(); ret != 0 {
+		return ret
 	}
 	if t.json == nil {
 		fmt.Fprintf(t.out, "processed %d commands\n", lines)
 	}
 	return 0
+}
+
+// batchRun is a batch file's fast path for element commands (map update, lookup, delete,
+// push, pop, ... on `id N` or `pinned PATH`): the handles of such lines stay open across
+// lines, and the commands queue up and run in order in one OpVector round trip per chunk,
+// stopping at the first failure as bpftool does, with each line's output written in order
+// once its outcome is known.
+//
+// bpftool opens the map again for each line. Keeping a handle open is the same as
+// reopening it as long as nothing changes what the handle names, so every command that is
+// not a queued element command (map create, pin, freeze, show, name handles, ...) first runs
+// the queue, then closes every kept handle. What the fast path does not see: another process
+// that moves, removes or replaces a pin, or frees a map by id, while the batch runs; the batch
+// keeps using the map it opened first. (A bpftool batch is not atomic either: it sees such
+// changes only at line boundaries.)
+type batchRun struct {
+	handles map[string]*cachedMap // "i"+N for id N, "p"+PATH for pinned PATH
+	ops     []control.VecOp
+	pend    []pendingElem
+	slab    []byte // keys and values of the queued commands
+	failed  int    // the status of a queued command that failed (the batch stops)
+}
+
+// cachedMap is a kept-open handle.
+type cachedMap struct {
+	fd   int
+	info engine.MapInfo
+}
+
+// pendingElem is a queued command: what its output needs.
+type pendingElem struct {
+	words      []string // the command, for -j's "command" array
+	kind       byte     // 'u' update, 'l' lookup, 'd' delete, 'p' pop
+	info       *engine.MapInfo
+	key, value []byte
+}
+
+// batchQueueMax is how many commands queue up before they run.
+const batchQueueMax = 4096
+
+// batchHandles caps the kept handles (a batch touching many maps reopens them).
+const batchHandles = 64
+
+// alloc returns n zeroed bytes from the slab, or nil for n == 0 (as allocKeyValue).
+func (b *batchRun) alloc(n int) []byte {
+	if n == 0 {
+		return nil
+	}
+	if len(b.slab)+n > cap(b.slab) {
+		b.slab = make([]byte, 0, max(64<<10, n))
+	}
+	v := b.slab[len(b.slab) : len(b.slab)+n : len(b.slab)+n]
+	b.slab = b.slab[:len(b.slab)+n]
+	clear(v)
+	return v
+}
+
+// batchFast queues words when it is an element command on a kept handle and parses
+// (reporting nothing: a line that does not parse runs the ordinary way, which prints its
+// error). Otherwise it returns queued false and, when the line is an element command whose
+// handle is not kept yet, the handle's words to keep after the line ran the ordinary way
+// (nil: the line may change what handles name; the caller closes them all).
+func (t *tool) batchFast(words []string) (queued bool, cacheArgs []string) {
+	b := t.batch
+	if t.helpFlag || len(words) < 4 || (words[0] != "m" && words[0] != "ma" && words[0] != "map") {
+		return false, nil
+	}
+	var name string
+	for _, c := range mapCommands {
+		if isPrefix(words[1], c.name) {
+			name = c.name
+			break
+		}
+	}
+	var kind byte
+	switch name {
+	case "update", "push", "enqueue":
+		kind = 'u'
+	case "lookup", "peek":
+		kind = 'l'
+	case "delete":
+		kind = 'd'
+	case "pop", "dequeue":
+		kind = 'p'
+	default:
+		return false, nil
+	}
+	var hkey string
+	switch h := words[2]; {
+	case isPrefix(h, "id"):
+		hkey = "i" + words[3]
+	case isPrefix(h, "name"):
+		return false, nil
+	case isPrefix(h, "pinned"):
+		hkey = "p" + words[3]
+	default:
+		return false, nil
+	}
+	m := b.handles[hkey]
+	if m == nil {
+		return false, words[2:4]
+	}
+	if isMapOfMaps(m.info.Type) || m.info.Type == objects.MapTypeProgArray {
+		// Values name other objects: the ordinary path opens them.
+		return false, nil
+	}
+	info := &m.info
+	args := words[4:]
+	p := pendingElem{kind: kind, info: info}
+	op := control.VecOp{FD: m.fd}
+	t.quiet = true
+	ok := true
+	switch kind {
+	case 'u':
+		p.key = b.alloc(int(info.KeySize))
+		if info.ValueSize != 0 {
+			p.value = b.alloc(t.valueBufSize(info))
+		}
+		flags := objects.Any
+		valueFD := -1
+		ok = t.parseElem(args, elemParse{info: info, key: p.key, value: p.value, keySize: info.KeySize,
+			valueSize: info.ValueSize, flags: &flags, valueFD: &valueFD})
+		op.Op, op.Flags = control.OpMapUpdateElem, flags
+	case 'l', 'p':
+		p.key = b.alloc(int(info.KeySize))
+		if info.ValueSize != 0 {
+			p.value = b.alloc(t.valueBufSize(info))
+		}
+		op.Op = control.OpMapLookupAndDeleteElem
+		if kind == 'l' {
+			ok = t.parseElem(args, elemParse{info: info, key: p.key, keySize: info.KeySize})
+			op.Op = control.OpMapLookupElem
+		}
+	case 'd':
+		// do_delete's key is malloc(key_size): not NULL even for size 0.
+		p.key = b.alloc(int(info.KeySize))
+		if p.key == nil {
+			p.key = []byte{}
+		}
+		ok = t.parseElem(args, elemParse{info: info, key: p.key, keySize: info.KeySize})
+		op.Op = control.OpMapDeleteElem
+	}
+	t.quiet = false
+	if !ok {
+		// The ordinary path prints the error (after the queue ran).
+		return false, words[2:4]
+	}
+	op.Key, op.Value = p.key, p.value
+	if t.json != nil {
+		p.words = append([]string(nil), words...)
+	}
+	b.ops = append(b.ops, op)
+	b.pend = append(b.pend, p)
+	if len(b.ops) >= batchQueueMax {
+		// Run the chunk now; the caller sees a failure in b.failed.
+		t.flushElems()
+	}
+	return true, nil
+}
+
+// flushElems runs the queued commands and writes their outputs; on a failure it writes that
+// command's error and returns its status, as the ordinary path would have (the commands
+// after it do not run). A failure stays reported: later calls return it again and run nothing.
+func (t *tool) flushElems() int {
+	b := t.batch
+	if b == nil || b.failed != 0 || len(b.pend) == 0 {
+		if b == nil {
+			return 0
+		}
+		return b.failed
+	}
+	n, err := t.cli.Vector(b.ops)
+	for i := range b.pend {
+		if i > n || (i == n && err == nil) {
+			break
+		}
+		p := &b.pend[i]
+		if t.json != nil {
+			t.json.startObject()
+			t.json.name("command")
+			t.json.startArray()
+			for _, w := range p.words {
+				t.json.str(w)
+			}
+			t.json.endArray()
+			t.json.name("output")
+		}
+		var e error
+		if i == n {
+			e = err
+		}
+		var ret int
+		switch p.kind {
+		case 'u':
+			ret = t.updateDone(e)
+		case 'd':
+			ret = t.deleteDone(e)
+		case 'l':
+			ret = t.lookupDone(p.info, p.key, p.value, e)
+		default:
+			ret = t.popDone(p.info, p.key, p.value, e)
+		}
+		if t.json != nil {
+			t.json.endObject()
+		}
+		if ret != 0 {
+			b.failed = ret
+		}
+	}
+	clear(b.pend)
+	b.pend, b.ops = b.pend[:0], b.ops[:0]
+	b.slab = b.slab[:0]
+	return b.failed
+}
+
+// dropHandles closes every kept handle.
+func (t *tool) dropHandles() {
+	b := t.batch
+	for k, m := range b.handles {
+		t.cli.CloseNoWait(m.fd)
+		delete(b.handles, k)
+	}
+}
+
+// cacheHandle opens and keeps the handle hw (`id N` or `pinned PATH`) after a line that used
+// it ran the ordinary way and succeeded. Failures are not reported (the next line reopens).
+func (t *tool) cacheHandle(hw []string) {
+	b := t.batch
+	if t.cli == nil {
+		return
+	}
+	if len(b.handles) >= batchHandles {
+		t.dropHandles()
+	}
+	args := hw
+	t.quiet = true
+	m, ret := t.mapParseFDAndInfo(&args)
+	t.quiet = false
+	if ret != 0 {
+		return
+	}
+	if isMapOfMaps(m.info.Type) || m.info.Type == objects.MapTypeProgArray {
+		t.cli.CloseNoWait(m.fd)
+		return
+	}
+	key := "i" + hw[1]
+	if !isPrefix(hw[0], "id") {
+		key = "p" + hw[1]
+	}
+	b.handles[key] = &cachedMap{fd: m.fd, info: m.info}
 }

@@ -74,8 +74,8 @@ func FuzzBatchLine(f *testing.F) {
 		}
 		tl := &tool{out: bufio.NewWriter(io.Discard)}
 		tl.json = newJSONWriter(io.Discard)
-		words, ok := tl.makeArgs(line, 0)
-		if !ok {
+		words, msg := tl.makeArgs(line, 0)
+		if msg != "" {
 			return
 		}
 		for _, mt := range []objects.MapType{objects.MapTypeHash, objects.MapTypeQueue} {

@@ -888,7 +888,12 @@ func (t *tool) mapUpdate(args []string) int {
 		valueSize: m.info.ValueSize, flags: &flags, valueFD: &valueFD}) {
 		return -1
 	}
-	if err := t.cli.MapUpdateElem(m.fd, key, value, flags); err != nil {
+	return t.updateDone(t.cli.MapUpdateElem(m.fd, key, value, flags))
+}
+
+// updateDone is the end of map.c:do_update: its output for the update's outcome err.
+func (t *tool) updateDone(err error) int {
+	if err != nil {
 		t.perr("update failed: %s", strerror(err))
 		return errnoRet(err)
 	}
@@ -921,7 +926,12 @@ func (t *tool) mapLookup(args []string) int {
 	if !t.parseElem(args, elemParse{info: &m.info, key: key, keySize: m.info.KeySize}) {
 		return -1
 	}
-	if err := t.cli.MapLookupElem(m.fd, key, value, 0); err != nil {
+	return t.lookupDone(&m.info, key, value, t.cli.MapLookupElem(m.fd, key, value, 0))
+}
+
+// lookupDone is the end of map.c:do_lookup: its output for the lookup's outcome err.
+func (t *tool) lookupDone(info *engine.MapInfo, key, value []byte, err error) int {
+	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			if t.json != nil {
 				t.json.null()
@@ -935,7 +945,7 @@ func (t *tool) mapLookup(args []string) int {
 		}
 		return errnoRet(err)
 	}
-	t.printKeyValue(&m.info, key, value)
+	t.printKeyValue(info, key, value)
 	return 0
 }
 
@@ -1002,7 +1012,12 @@ func (t *tool) mapDelete(args []string) int {
 	if !t.parseElem(args, elemParse{info: &m.info, key: key, keySize: m.info.KeySize}) {
 		return -1
 	}
-	if err := t.cli.MapDeleteElem(m.fd, key); err != nil {
+	return t.deleteDone(t.cli.MapDeleteElem(m.fd, key))
+}
+
+// deleteDone is the end of map.c:do_delete: its output for the delete's outcome err.
+func (t *tool) deleteDone(err error) int {
+	if err != nil {
 		t.perr("delete failed: %s", strerror(err))
 		return errnoRet(err)
 	}
@@ -1195,7 +1210,12 @@ func (t *tool) mapPop(args []string) int {
 	}
 	defer t.cli.CloseNoWait(m.fd)
 	key, value := t.allocKeyValue(&m.info)
-	if err := t.cli.MapLookupAndDeleteElem(m.fd, key, value, 0); err != nil {
+	return t.popDone(&m.info, key, value, t.cli.MapLookupAndDeleteElem(m.fd, key, value, 0))
+}
+
+// popDone is the end of map.c:do_pop_dequeue: its output for the pop's outcome err.
+func (t *tool) popDone(info *engine.MapInfo, key, value []byte, err error) int {
+	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			if t.json != nil {
 				t.json.null()
@@ -1207,7 +1227,7 @@ func (t *tool) mapPop(args []string) int {
 		}
 		return errnoRet(err)
 	}
-	t.printKeyValue(&m.info, key, value)
+	t.printKeyValue(info, key, value)
 	return 0
 }
 
