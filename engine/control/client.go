@@ -595,3 +595,85 @@ func (c *Client) single(op *VecOp) error {
 		return c.MapDeleteElem(op.FD, op.Key)
 	}
 }
+
+// ObjGetMapInfo is ObjGet of path followed by MapGetInfoByFD of the new descriptor (what a
+// tool does to open a pinned map), in one round trip on protocol 2. err is ObjGet's error
+// (fd is -1 then, and the info was not asked for); infoErr is MapGetInfoByFD's, with the
+// descriptor open.
+func (c *Client) ObjGetMapInfo(path string, fileFlags uint32) (fd int, info engine.MapInfo, infoErr, err error) {
+	return c.openInfo(OpObjGet, func(e *enc) {
+		e.str(path)
+		e.u32(fileFlags)
+	}, func() (int, error) { return c.ObjGet(path, fileFlags) })
+}
+
+// MapGetFDByIDInfo is MapGetFDByID followed by MapGetInfoByFD of the new descriptor, in one
+// round trip on protocol 2; the results are as ObjGetMapInfo's.
+func (c *Client) MapGetFDByIDInfo(id, openFlags uint32) (fd int, info engine.MapInfo, infoErr, err error) {
+	return c.openInfo(OpMapGetFDByID, func(e *enc) {
+		e.u32(id)
+		e.u32(openFlags)
+	}, func() (int, error) { return c.MapGetFDByID(id, openFlags) })
+}
+
+func (c *Client) openInfo(op uint16, payload func(*enc), v1 func() (int, error)) (int, engine.MapInfo, error, error) {
+	if c.version < 2 {
+		fd, err := v1()
+		if err != nil {
+			return -1, engine.MapInfo{}, nil, err
+		}
+		info, err := c.MapGetInfoByFD(fd)
+		return fd, info, err, nil
+	}
+	d, err := c.call(OpVector, func(e *enc) {
+		e.u32(2)
+		e.u32(uint32(op))
+		at := len(e.b)
+		e.u32(0)
+		payload(e)
+		binary.LittleEndian.PutUint32(e.b[at:], uint32(len(e.b)-at-4))
+		e.u32(uint32(OpObjGetInfoByFD) | uint32(VecFlagPrevFD)<<16)
+		e.u32(4)
+		e.u32(0)
+	})
+	if err != nil {
+		return -1, engine.MapInfo{}, nil, err
+	}
+	bad := fmt.Errorf("control: malformed vector response: %w", unix.EBADMSG)
+	n := d.u32()
+	if d.err != nil || n < 1 || n > 2 {
+		return -1, engine.MapInfo{}, nil, bad
+	}
+	sub := func() (*dec, error) {
+		r := &dec{b: d.take(int(d.u32()))}
+		en := unix.Errno(r.u32())
+		msg := r.str()
+		if d.err != nil || r.err != nil {
+			return nil, bad
+		}
+		if en != 0 {
+			return r, &Error{Msg: msg, Errno: en}
+		}
+		return r, nil
+	}
+	r, err := sub()
+	if err != nil {
+		return -1, engine.MapInfo{}, nil, err
+	}
+	fd := int(r.u32())
+	if r.done() != nil || n != 2 {
+		return -1, engine.MapInfo{}, nil, bad
+	}
+	r, infoErr := sub()
+	if r == nil {
+		return -1, engine.MapInfo{}, nil, infoErr
+	}
+	if infoErr != nil {
+		return fd, engine.MapInfo{}, infoErr, nil
+	}
+	info := decodeInfo(r)
+	if r.done() != nil || d.done() != nil {
+		return fd, engine.MapInfo{}, nil, bad
+	}
+	return fd, info, nil, nil
+}

@@ -484,6 +484,16 @@ func FuzzServe(f *testing.F) {
 	e := enc{b: appendFrameHeader(nil, 2, OpMapCreate)}
 	encodeCreateAttr(&e, &engine.MapCreateAttr{MapType: objects.MapTypeArray, KeySize: 4, ValueSize: 4, MaxEntries: 4})
 	f.Add(finishFrame(e.b))
+	v := enc{b: appendFrameHeader(nil, 3, OpVector)}
+	v.u32(2)
+	v.u32(uint32(OpMapGetFDByID))
+	v.u32(8)
+	v.u32(1)
+	v.u32(0)
+	v.u32(uint32(OpObjGetInfoByFD) | uint32(VecFlagPrevFD)<<16)
+	v.u32(4)
+	v.u32(0)
+	f.Add(finishFrame(v.b))
 	_, path := startServer(f, Policy{})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := net.Dial("unix", path)

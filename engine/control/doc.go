@@ -71,7 +71,10 @@
 // sub-requests that ran, and n times, as bytes, the response payload each would have had as a
 // frame of its own. The last of them carries the failure, if any; the rest did not run. A
 // server may also stop early without a failure once the response grows past MaxFrame/2; the
-// client then sends the rest again. A vector inside a vector is refused with EINVAL. Client.
+// client then sends the rest again. A vector inside a vector is refused with EINVAL. A
+// sub-request with flag VecFlagPrevFD (0x8000) gets the descriptor the previous sub-request
+// returned (OBJ_GET, MAP_GET_FD_BY_ID, MAP_CREATE, dup) in place of its leading fd field, so
+// that opening a map and reading its info is one round trip (Client.ObjGetMapInfo). Client.
 // Vector uses this for element operations (lookup, lookup-and-delete, update, delete), and
 // runs them one request each on a version 1 connection.
 //

@@ -67,6 +67,11 @@ const (
 // FlagNoReply in a request's flags asks the server not to send a response.
 const FlagNoReply uint16 = 1
 
+// VecFlagPrevFD in the flags of a sub-request of OpVector makes the server replace the
+// sub-request's leading fd field with the descriptor the previous sub-request returned (an
+// OpObjGet, OpMapGetFDByID, OpMapCreate or OpDup that succeeded; EBADF otherwise).
+const VecFlagPrevFD uint16 = 0x8000
+
 // frame is one decoded frame.
 type frame struct {
 	id      uint32

@@ -386,7 +386,12 @@ func handleVector(proc *engine.Process, f frame) []byte {
 	d := &dec{b: f.payload}
 	count := d.u32()
 	if d.err == nil && uint64(count)*8 > uint64(len(d.b)) {
+		// Each sub-request takes at least 8 bytes: count cannot be right (and must not size
+		// an allocation).
 		d.err = errBadMsg
+	}
+	if d.err != nil {
+		return errorFrame(f.id, f.op, d.err)
 	}
 	// Decode every sub-request before running any: a malformed vector runs nothing.
 	subs := make([]frame, 0, count)
@@ -414,16 +419,39 @@ func handleVector(proc *engine.Process, f frame) []byte {
 	e.u32(0)
 	var scratch []byte
 	n := uint32(0)
+	lastFD := int64(-1) // the fd the previous sub-request returned
 	for _, sub := range subs {
 		if len(e.b) > vectorReplyLimit {
 			break
 		}
-		scratch = handleBuf(proc, sub, scratch[:0])
-		r := scratch[4+headerLen:]
+		var r []byte
+		if sub.flags&VecFlagPrevFD != 0 {
+			// The sub-request's leading fd field is the fd the previous one returned.
+			sub.flags &^= VecFlagPrevFD
+			if lastFD < 0 || len(sub.payload) < 4 {
+				r = errorFrame(f.id, sub.op, fmt.Errorf("control: no descriptor from the previous request: %w", unix.EBADF))[4+headerLen:]
+			} else {
+				p := append([]byte(nil), sub.payload...)
+				binary.LittleEndian.PutUint32(p, uint32(lastFD))
+				sub.payload = p
+			}
+		}
+		if r == nil {
+			scratch = handleBuf(proc, sub, scratch[:0])
+			r = scratch[4+headerLen:]
+		}
 		e.bytes(r)
 		n++
 		if binary.LittleEndian.Uint32(r) != 0 {
 			break
+		}
+		lastFD = -1
+		switch sub.op {
+		case OpObjGet, OpMapGetFDByID, OpMapCreate, OpDup:
+			// status, empty error text, fd
+			if len(r) >= 12 {
+				lastFD = int64(binary.LittleEndian.Uint32(r[8:12]))
+			}
 		}
 	}
 	binary.LittleEndian.PutUint32(e.b[nAt:], n)

@@ -132,3 +132,57 @@ func BenchmarkVectorUpdate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ops)), "ns/op-in-vector")
 }
+
+// TestOpenInfo: the one-round-trip open + info gives what the two calls give, on both
+// protocol versions, including their errors.
+func TestOpenInfo(t *testing.T) {
+	_, path := startServer(t, Policy{})
+	for _, version := range []uint32{1, Version} {
+		c, err := dialVersion(path, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Exit()
+		fd, err := c.MapCreate(&engine.MapCreateAttr{MapType: objects.MapTypeArray, KeySize: 4, ValueSize: 8, MaxEntries: 3, MapName: "oi"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.MapGetInfoByFD(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd2, info, infoErr, err := c.MapGetFDByIDInfo(want.ID, 0)
+		if err != nil || infoErr != nil || info != want || fd2 < 0 || fd2 == fd {
+			t.Fatalf("version %d: MapGetFDByIDInfo = %d, %+v, %v, %v; want info %+v", version, fd2, info, infoErr, err, want)
+		}
+		if got, err := c.MapGetInfoByFD(fd2); err != nil || got != want {
+			t.Fatalf("version %d: the returned fd %d is not the map: %+v %v", version, fd2, got, err)
+		}
+		_, wantErr := c.MapGetFDByID(1<<30, 0)
+		if fd3, _, _, err := c.MapGetFDByIDInfo(1<<30, 0); fd3 != -1 || !errors.Is(err, unix.ENOENT) || err.Error() != wantErr.Error() {
+			t.Fatalf("version %d: bad id: %d, %v; want %v", version, fd3, err, wantErr)
+		}
+		_, wantErr = c.ObjGet("/nonexistent/x", 0)
+		if fd3, _, _, err := c.ObjGetMapInfo("/nonexistent/x", 0); fd3 != -1 || err == nil || err.Error() != wantErr.Error() {
+			t.Fatalf("version %d: bad path: %d, %v; want %v", version, fd3, err, wantErr)
+		}
+	}
+	// A sub-request asking for the previous fd when there is none fails with EBADF.
+	c := dial(t, path)
+	d, err := c.call(OpVector, func(e *enc) {
+		e.u32(1)
+		e.u32(uint32(OpObjGetInfoByFD) | uint32(VecFlagPrevFD)<<16)
+		e.u32(4)
+		e.u32(0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := d.u32(); n != 1 {
+		t.Fatalf("ran %d", n)
+	}
+	r := &dec{b: d.bytes()}
+	if en := unix.Errno(r.u32()); en != unix.EBADF {
+		t.Fatalf("no previous fd: errno %v", en)
+	}
+}
