@@ -53,6 +53,9 @@ type tool struct {
 	lastHelp func(args []string) int
 	lastArgs []string
 
+	// prefetch is the info of the map the last mapParseFDs opened (nil: none).
+	prefetch *prefetched
+
 	// quiet suppresses perr and pinfo (the batch fast path's trial parse).
 	quiet bool
 	// batch is the state of a batch file's run of element commands.

@@ -114,6 +114,8 @@ func roundUp8(v uint32) int { return int((v + 7) &^ 7) }
 
 // openPinned is common.c:open_obj_pinned_any for maps: BPF_OBJ_GET of path, which must be a
 // map. quiet suppresses the error message (the -f table walk).
+//
+// The map's info comes in the same round trip (what bpftool asks next): t.prefetch holds it.
 func (t *tool) openPinned(path string, quiet bool) (int, error) {
 	c, err := t.connect(path)
 	if err != nil {
@@ -123,7 +125,10 @@ func (t *tool) openPinned(path string, quiet bool) (int, error) {
 		return -1, err
 	}
 	_, rp, _ := mountOf(path)
-	fd, err := c.ObjGet(rp, 0)
+	fd, info, infoErr, err := c.ObjGetMapInfo(rp, 0)
+	if err == nil {
+		t.prefetch = &prefetched{fd: fd, info: info, err: infoErr}
+	}
 	if err != nil {
 		if !quiet {
 			msg := strerror(err)
@@ -145,6 +150,7 @@ func (t *tool) openPinned(path string, quiet bool) (int, error) {
 // mapParseFDs is common.c:map_parse_fds: MAP := id N | pinned FILE | name NAME. It consumes
 // the two words from *args and returns the fds (name may match several maps).
 func (t *tool) mapParseFDs(args *[]string) ([]int, bool) {
+	t.prefetch = nil
 	a := *args
 	next := func() {
 		a = a[1:]
@@ -170,11 +176,12 @@ func (t *tool) mapParseFDs(args *[]string) ([]int, bool) {
 			t.perr("get map by id (%d): %v", uint32(id), err)
 			return nil, false
 		}
-		fd, err := c.MapGetFDByID(uint32(id), 0)
+		fd, info, infoErr, err := c.MapGetFDByIDInfo(uint32(id), 0)
 		if err != nil {
 			t.perr("get map by id (%d): %s", uint32(id), strerror(err))
 			return nil, false
 		}
+		t.prefetch = &prefetched{fd: fd, info: info, err: infoErr}
 		return []int{fd}, true
 	case isPrefix(a[0], "name"):
 		if len(a) < 2 {
@@ -272,13 +279,28 @@ func (t *tool) mapParseFDAndInfo(args *[]string) (mapFD, int) {
 	if !ok {
 		return mapFD{}, -1
 	}
-	info, err := t.cli.MapGetInfoByFD(fd)
+	var info engine.MapInfo
+	var err error
+	if p := t.prefetch; p != nil && p.fd == fd {
+		// Asked for in the round trip that opened fd, right before (mapParseFDs).
+		info, err = p.info, p.err
+	} else {
+		info, err = t.cli.MapGetInfoByFD(fd)
+	}
+	t.prefetch = nil
 	if err != nil {
 		t.perr("can't get map info: %s", strerror(err))
 		t.cli.CloseNoWait(fd)
 		return mapFD{}, errnoRet(err)
 	}
 	return mapFD{fd, info}, 0
+}
+
+// prefetched is the info of the map mapParseFDs just opened, read in the same round trip.
+type prefetched struct {
+	fd   int
+	info engine.MapInfo
+	err  error
 }
 
 // valueBufSize is map.c:alloc_value's size: round_up(value_size, 8) per possible CPU for
@@ -571,11 +593,11 @@ func (t *tool) pinnedTable() map[uint32][]string {
 		if err != nil || !d.Type().IsRegular() {
 			return nil
 		}
-		fd, err := t.cli.ObjGet(path, 0)
+		fd, info, infoErr, err := t.cli.ObjGetMapInfo(path, 0)
 		if err != nil {
 			return nil
 		}
-		if info, err := t.cli.MapGetInfoByFD(fd); err == nil {
+		if infoErr == nil {
 			table[info.ID] = append(table[info.ID], path)
 		}
 		t.cli.CloseNoWait(fd)
