@@ -34,3 +34,19 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDial measures a connection's setup and teardown: connect, handshake (the daemon
+// reads the caller's credentials and umask), one request, exit.
+func BenchmarkDial(b *testing.B) {
+	_, path := startServer(b, Policy{})
+	for b.Loop() {
+		c, err := Dial(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.MapGetNextID(1 << 30); err == nil {
+			b.Fatal("no error")
+		}
+		c.Exit()
+	}
+}

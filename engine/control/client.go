@@ -101,7 +101,7 @@ func dialVersion(socketPath string, version uint32) (*Client, error) {
 		version: binary.LittleEndian.Uint32(w[len(Magic):]),
 		ncpu:    int(binary.LittleEndian.Uint32(w[len(Magic)+8:])),
 		pending: map[uint32]*waiter{},
-		r:       bufio.NewReaderSize(conn, 64<<10),
+		r:       bufio.NewReaderSize(conn, 8<<10), // large frames bypass the buffer
 	}
 	c.cond.L = &c.mu
 	return c, nil

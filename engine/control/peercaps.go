@@ -20,6 +20,11 @@ const grantedCaps = engine.CapBPF | engine.CapSysAdmin | engine.CapPerfmon | eng
 // capability and anyone else none.
 func peerCaps(pid int32, uid uint32) engine.Caps {
 	caps, ok := readCapEff(pid)
+	return capsFor(caps, ok, uid)
+}
+
+// capsFor is peerCaps for a CapEff already read (ok false: unreadable).
+func capsFor(caps engine.Caps, ok bool, uid uint32) engine.Caps {
 	if !ok {
 		if uid == 0 {
 			return engine.CapAll

@@ -233,7 +233,12 @@ func (s *Server) serveConn(c *net.UnixConn) {
 	c.SetReadDeadline(time.Time{})
 	// The umask is read before the handshake completes, so that a client that changes its
 	// umask right after Dial returns has the one it connected with.
-	umask := peerCredUmask(pc.PID)
+	// CapEff comes from the same read of /proc/PID/status (peerCaps).
+	umask, umaskOK, capEff, capOK := peerStatus(pc.PID)
+	if !umaskOK {
+		umask = defaultUmask
+	}
+	caps := capsFor(capEff, capOK, pc.UID)
 	status := unix.Errno(0)
 	// Versions 1 to Version are spoken; the connection speaks the client's (2 adds OpVector).
 	version := binary.LittleEndian.Uint32(hello[len(Magic):])
@@ -255,13 +260,15 @@ func (s *Server) serveConn(c *net.UnixConn) {
 
 	// The umask is read once, at connect: pins the connection makes get 0600 &^ umask as the
 	// kernel gives its caller (a CLI run is one connection, so this is its umask at pin time).
-	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: peerCaps(pc.PID, pc.UID),
+	proc := s.eng.NewProcess(engine.Cred{UID: pc.UID, GID: pc.GID, Groups: pc.Groups, Caps: caps,
 		Umask: umask})
 	// A connection is a process with stdin, stdout and stderr open: its BPF fds start at 3, and
 	// fd 0 (an unset inner_map_fd) is not a map, as for bpftool on Linux.
 	proc.OpenStdio()
 	cs := &connState{conn: c, proc: proc, sem: make(chan struct{}, MaxInFlight), version: version}
-	r := bufio.NewReaderSize(c, 64<<10)
+	// Large frames bypass the buffer (bufio reads them straight into the payload), so a
+	// small one does: a connection's setup does not zero 64 KiB.
+	r := bufio.NewReaderSize(c, 8<<10)
 	for {
 		f, err := readFrame(r)
 		if err != nil {

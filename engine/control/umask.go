@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+
+	"github.com/bpffs-fuse/bpffs-fuse/engine"
 )
 
 // defaultUmask is used when the peer's umask cannot be read (for example a peer in another pid
@@ -33,6 +35,28 @@ func peerUmask(pid int32) (umask uint32, ok bool) {
 		}
 	}
 	return 0, false
+}
+
+// peerStatus reads the umask and CapEff of process pid from one read of /proc/PID/status
+// (a connection's setup needs both; see peerUmask and peerCaps).
+func peerStatus(pid int32) (umask uint32, umaskOK bool, capEff engine.Caps, capOK bool) {
+	if pid <= 0 {
+		return 0, false, 0, false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(int(pid)) + "/status")
+	if err != nil {
+		return 0, false, 0, false
+	}
+	for line := range bytes.Lines(b) {
+		if v, found := bytes.CutPrefix(line, []byte("Umask:")); found {
+			n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 8, 32)
+			umask, umaskOK = uint32(n)&0o777, err == nil
+		} else if v, found := bytes.CutPrefix(line, []byte("CapEff:")); found {
+			n, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+			capEff, capOK = engine.Caps(n), err == nil
+		}
+	}
+	return umask, umaskOK, capEff, capOK
 }
 
 // peerCredUmask is peerUmask with the default for an unreadable umask.
