@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -487,10 +488,16 @@ const (
 // makeArgs is main.c:make_args: split a batch line into words, with '...' and "..." quoting.
 // On a bad line it returns bpftool's error message instead (printed by the caller).
 func (t *tool) makeArgs(line string, cmdNb int) ([]string, string) {
-	var out []string
-	const ws = " \t\r\n"
+	out := make([]string, 0, 16)
+	// isWS is make_args's separator set (" \t\r\n"), tested byte by byte: strings.TrimLeft
+	// and IndexAny with a cutset cost a quarter of a batch file's run.
+	isWS := func(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 	for {
-		line = strings.TrimLeft(line, ws)
+		i := 0
+		for i < len(line) && isWS(line[i]) {
+			i++
+		}
+		line = line[i:]
 		if line == "" {
 			return out, ""
 		}
@@ -511,8 +518,11 @@ func (t *tool) makeArgs(line string, cmdNb int) ([]string, string) {
 			}
 			continue
 		}
-		end := strings.IndexAny(line, ws)
-		if end < 0 {
+		end := 0
+		for end < len(line) && !isWS(line[end]) {
+			end++
+		}
+		if end == len(line) {
 			out = append(out, line)
 			return out, ""
 		}
@@ -567,6 +577,9 @@ func (t *tool) doBatch(args []string) int {
 		}
 		return s, true
 	}
+	// A batch allocates a few short-lived strings per line and keeps little: collecting less
+	// often saves a tenth of a long run.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	b := &batchRun{handles: map[string]*cachedMap{}}
 	t.batch = b
 	defer func() { t.batch = nil }()
