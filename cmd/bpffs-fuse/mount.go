@@ -257,6 +257,11 @@ func runDaemon(a *mountArgs) int {
 	for _, o := range a.opts.Ignored {
 		log.Info("ignoring mount option", "option", o)
 	}
+	// Signals are caught from before the mount exists: a SIGTERM that arrives as soon as the
+	// mount shows in /proc/self/mountinfo must unmount, not kill the daemon and leave a dead
+	// mount behind.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	eng := engine.New(engine.Config{})
 	var socket string
 	stop := func() {}
@@ -277,8 +282,6 @@ func runDaemon(a *mountArgs) int {
 		return fail(err)
 	}
 	log.Info("mounted", "options", a.opts.String(), "control", socket, "pid", os.Getpid())
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	detached := make(chan struct{})
 	go func() {
 		sig := <-sigs
