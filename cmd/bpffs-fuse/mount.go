@@ -367,47 +367,16 @@ func alive(pid int) bool {
 // isFuseMount reports whether dir is the mount point of a bpffs-fuse mount (live or stale),
 // from /proc/self/mountinfo.
 func isFuseMount(dir string) bool {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	// Read afresh, not through bpffsFuseMounts' per-invocation cache: mount and umount
+	// change the table they look at.
+	mounts, err := readMountinfo()
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 {
-			continue
-		}
-		sep := -1
-		for i, x := range f {
-			if x == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+1 >= len(f) {
-			continue
-		}
-		if unescapeOctal(f[4]) == dir && f[sep+1] == "fuse.bpffs-fuse" {
+	for _, m := range mounts {
+		if m.Dir == dir {
 			return true
 		}
 	}
 	return false
-}
-
-// unescapeOctal undoes mountinfo's \NNN escapes.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
