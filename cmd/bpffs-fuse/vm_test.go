@@ -18,14 +18,11 @@ import (
 func TestVMPluginConformance(t *testing.T) {
 	dir := os.Getenv("BPF_CONFORMANCE_DIR")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "bpf_conformance", "tests")
+		dir = filepath.Join("..", "..", "testdata", "bpf_conformance", "tests")
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.data"))
 	if len(files) == 0 {
-		if os.Getenv("BPFFS_REQUIRE_KERNEL") == "1" {
-			t.Fatal("bpf_conformance tests not found")
-		}
-		t.Skip("bpf_conformance tests not found (set BPF_CONFORMANCE_DIR)")
+		t.Fatalf("bpf_conformance tests not found in %s (set BPF_CONFORMANCE_DIR)", dir)
 	}
 	for _, f := range files {
 		b, _ := os.ReadFile(f)

@@ -11,37 +11,18 @@ import (
 	"github.com/bpffs-fuse/bpffs-fuse/engine/vm/asm"
 )
 
-// conformanceDir finds the bpf_conformance tests: $BPF_CONFORMANCE_DIR, or
-// shared/bpf_conformance/tests beside the repository root (found by walking
-// up to go.mod). It skips (or, with BPFFS_REQUIRE_KERNEL=1, fails) if absent.
+// conformanceDir finds the bpf_conformance tests: $BPF_CONFORMANCE_DIR, or the copy kept in
+// the repository (testdata/bpf_conformance, with its license and source).
 func conformanceDir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("BPF_CONFORMANCE_DIR"); d != "" {
 		return d
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	d := filepath.Join("..", "..", "testdata", "bpf_conformance", "tests")
+	if !isDir(d) {
+		t.Fatalf("bpf_conformance tests not found at %s (set BPF_CONFORMANCE_DIR)", d)
 	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			c := filepath.Join(d, "..", "shared", "bpf_conformance", "tests")
-			if _, err := os.Stat(c); err == nil {
-				return c
-			}
-		}
-		if c := filepath.Join(d, "shared", "bpf_conformance", "tests"); isDir(c) {
-			return c
-		}
-		if filepath.Dir(d) == d {
-			break
-		}
-	}
-	if os.Getenv("BPFFS_REQUIRE_KERNEL") == "1" {
-		t.Fatal("bpf_conformance tests not found (set BPF_CONFORMANCE_DIR)")
-	}
-	t.Skip("bpf_conformance tests not found beside the repository (set BPF_CONFORMANCE_DIR)")
-	return ""
+	return d
 }
 
 func isDir(p string) bool {

@@ -13,20 +13,12 @@ import (
 func conformanceFiles(t testing.TB) []string {
 	dir := os.Getenv("BPF_CONFORMANCE_DIR")
 	if dir == "" {
-		wd, _ := os.Getwd()
-		for d := wd; filepath.Dir(d) != d; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(d, "..", "shared", "bpf_conformance", "tests")
-				break
-			}
-		}
+		// The copy kept in the repository, with its license and source.
+		dir = filepath.Join("..", "..", "..", "testdata", "bpf_conformance", "tests")
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.data"))
 	if len(files) == 0 {
-		if os.Getenv("BPFFS_REQUIRE_KERNEL") == "1" {
-			t.Fatal("bpf_conformance tests not found (set BPF_CONFORMANCE_DIR)")
-		}
-		t.Skip("bpf_conformance tests not found beside the repository (set BPF_CONFORMANCE_DIR)")
+		t.Fatalf("bpf_conformance tests not found in %s (set BPF_CONFORMANCE_DIR)", dir)
 	}
 	return files
 }
