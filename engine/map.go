@@ -43,6 +43,25 @@ func (p *Process) mapFile(fd int) (*objects.Map, *file, error) {
 	return m, f, nil
 }
 
+// fastMap returns the map behind fd when the process may run bpf(2) and fd is a map opened with
+// the want mode bits, for the fast paths of the element commands; nil sends the caller through
+// the full checks, which report what is wrong in the kernel's order.
+func (p *Process) fastMap(fd int, want uint8) *objects.Map {
+	if !p.bpfOK {
+		return nil
+	}
+	t := p.table.Load()
+	if uint(fd) >= uint(len(t.files)) {
+		return nil
+	}
+	f := t.files[fd].Load()
+	if f == nil || f.mode&want != want {
+		return nil
+	}
+	m, _ := f.obj.(*objects.Map)
+	return m
+}
+
 // sysPerms is kernel/bpf/syscall.c:map_get_sys_perms: a frozen map has lost write access on
 // every fd.
 func sysPerms(m *objects.Map, f *file) uint8 {
@@ -195,6 +214,17 @@ func (e *Engine) freeMap(m *objects.Map) {
 // maps, or a u32 id for fd maps. Queue, stack and bloom_filter peek.
 func (p *Process) MapLookupElem(fd int, key, value []byte, flags uint64) error {
 	const op = "map lookup"
+	if flags == 0 {
+		// Fast path: every check below passes; the lookup is all that is left.
+		if m := p.fastMap(fd, modeRead); m != nil && m.KeySize != 0 && len(key) >= int(m.KeySize) && value != nil {
+			if n := m.ValueBufSize(); len(value) >= n {
+				if err := m.Lookup(key[:m.KeySize], value[:n]); err != nil {
+					return fmt.Errorf("%s: %w", op, err)
+				}
+				return nil
+			}
+		}
+	}
 	if err := p.checkBPF(); err != nil {
 		return err
 	}
@@ -237,6 +267,18 @@ func (p *Process) MapLookupElem(fd int, key, value []byte, flags uint64) error {
 // u32 fd of this process; queue, stack and bloom_filter push.
 func (p *Process) MapUpdateElem(fd int, key, value []byte, flags uint64) error {
 	const op = "map update"
+	if flags&objects.FLock == 0 {
+		// Fast path: every check below passes and the value is not an fd; the update is
+		// all that is left.
+		if m := p.fastMap(fd, modeWrite); m != nil && m.KeySize != 0 && len(key) >= int(m.KeySize) && !m.Frozen() && !m.IsFdMap() {
+			if n := m.ValueBufSize(); len(value) >= n {
+				if err := m.Update(key[:m.KeySize], value[:n], flags); err != nil {
+					return fmt.Errorf("%s: %w", op, err)
+				}
+				return nil
+			}
+		}
+	}
 	if err := p.checkBPF(); err != nil {
 		return err
 	}

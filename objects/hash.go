@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -113,7 +115,8 @@ func htabMemUsage(m *Map) uint64 {
 // chains are newest first, as the kernel's hlist_nulls_add_head does. Keeping the links apart
 // from keys and values keeps the part a chain walk touches small (8 bytes per element), so in
 // a table of millions of elements the hops to non-matching elements mostly hit the CPU cache.
-// Buckets are guarded by striped locks.
+// Buckets are guarded by striped sequence locks (htabLock): writers exclude each other, and
+// lookups read without writing to shared memory, retrying if a writer was at work.
 type htab struct {
 	m        *Map
 	keySize  int
@@ -123,19 +126,20 @@ type htab struct {
 	nBuckets uint32
 	buckets  []uint32
 	seed     uint32
-	locks    []sync.RWMutex
+	locks    []htabLock
 	lockMask uint32
 
-	allocMu   sync.Mutex
-	chunks    [][]byte     // [key][value](+LRU links) per element
-	links     [][]htabLink // {next, hash} per element, chunked like chunks
-	chunkBits uint
-	nAlloc    uint32 // elements carved from chunks so far
-	freeHead  uint32 // free list of element indexes (+1)
-	maxElems  uint32
-	n         atomic.Int64
+	allocMu  sync.Mutex
+	elems    []byte     // [key][value](+LRU links) per element, stride bytes each
+	links    []htabLink // {next, hash} per element
+	nAlloc   uint32     // elements handed out from elems so far
+	freeHead uint32     // free list of element indexes (+1)
+	maxElems uint32
+	n        atomic.Int64
 
 	lru              bool
+	strictFlags      bool   // LRU and per-CPU: BPF_F_LOCK is EINVAL
+	inPlace          bool   // per-CPU and hash_of_maps: a replaced value stays where it is
 	lruHead, lruTail uint32 // most and least recently updated (+1); guarded by locks[0]
 
 	// onRemove, when set, is called with the old value of each element that is deleted or
@@ -163,6 +167,8 @@ func newHtab(m *Map, valSize int) (*htab, error) {
 		valSize: valSize,
 		lru:     m.Type == MapTypeLRUHash || m.Type == MapTypeLRUPercpuHash,
 	}
+	h.strictFlags = h.lru || m.IsPercpu()
+	h.inPlace = m.IsPercpu() || m.Type == MapTypeHashOfMaps
 	h.nBuckets = 1
 	if m.MaxEntries > 1 {
 		h.nBuckets = 1 << bits.Len32(m.MaxEntries-1)
@@ -172,7 +178,6 @@ func newHtab(m *Map, valSize int) (*htab, error) {
 	if h.lru {
 		h.stride += 8
 	}
-	h.buckets = makeHugeU32s(int(h.nBuckets))
 	nlocks := uint32(256)
 	if h.lru {
 		// LRU eviction touches two buckets; one lock keeps it simple and deadlock-free.
@@ -181,30 +186,21 @@ func newHtab(m *Map, valSize int) (*htab, error) {
 	if nlocks > h.nBuckets {
 		nlocks = h.nBuckets
 	}
-	h.locks = make([]sync.RWMutex, nlocks)
+	h.locks = make([]htabLock, nlocks)
 	h.lockMask = nlocks - 1
 	h.maxElems = m.MaxEntries
-	chunk := uint32(4096)
-	if h.maxElems < chunk {
-		chunk = h.nBuckets // the smallest power of two >= maxElems
+	// The elements live in one arena allocated up front (on huge pages when big, so random
+	// lookups do not miss the TLB on every access; pages are only backed by memory once
+	// touched). Being fixed for the table's life, the arena can be read by lock-free lookups.
+	// Buckets, links and elements share one allocation, so that a big table is all on huge
+	// pages but for the last partial one (each array on its own would waste up to one).
+	nb, nl := uint64(h.nBuckets)*4, uint64(h.maxElems)*uint64(unsafe.Sizeof(htabLink{}))
+	a := makeHugeArena(int(nb + nl + uint64(h.maxElems)*uint64(h.stride)))
+	h.buckets = unsafe.Slice((*uint32)(unsafe.Pointer(&a[0])), h.nBuckets)
+	if h.maxElems > 0 {
+		h.links = unsafe.Slice((*htabLink)(unsafe.Pointer(&a[nb])), h.maxElems)
 	}
-	h.chunkBits = uint(bits.TrailingZeros32(chunk))
-	h.chunks = make([][]byte, (uint64(h.maxElems)+uint64(chunk)-1)>>h.chunkBits)
-	h.links = make([][]htabLink, len(h.chunks))
-	if arena := uint64(h.maxElems) * uint64(h.stride); arena >= 2*hugePageSize {
-		// A big table gets its elements in one arena on huge pages (its chunks are views),
-		// so random lookups do not miss the TLB on every access. Pages are only backed
-		// by memory once touched.
-		a := makeHugeBytes(int(arena))
-		per := uint64(chunk) * uint64(h.stride)
-		la := makeHugeLinks(int(h.maxElems))
-		for c := range h.chunks {
-			h.chunks[c] = a[uint64(c)*per : min(uint64(c+1)*per, arena) : min(uint64(c+1)*per, arena)]
-			lo := uint64(c) << h.chunkBits
-			hi := min(lo+uint64(chunk), uint64(h.maxElems))
-			h.links[c] = la[lo:hi:hi]
-		}
-	}
+	h.elems = a[nb+nl:]
 	if m.Flags&FZeroSeed == 0 {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
@@ -218,17 +214,14 @@ func newHtab(m *Map, valSize int) (*htab, error) {
 type htabLink struct{ next, hash uint32 }
 
 // link returns element i's link.
-func (h *htab) link(i uint32) *htabLink {
-	return &h.links[i>>h.chunkBits][i&(1<<h.chunkBits-1)]
-}
+func (h *htab) link(i uint32) *htabLink { return &h.links[i] }
 
 func (h *htab) elem(i uint32) []byte {
-	c := h.chunks[i>>h.chunkBits]
-	o := int(i&(1<<h.chunkBits-1)) * h.stride
-	return c[o : o+h.stride : o+h.stride]
+	o := int(i) * h.stride
+	return h.elems[o : o+h.stride : o+h.stride]
 }
 
-func (h *htab) lockFor(bucket uint32) *sync.RWMutex { return &h.locks[bucket&h.lockMask] }
+func (h *htab) lockFor(bucket uint32) *htabLock { return &h.locks[bucket&h.lockMask] }
 
 func getU32(b []byte) uint32    { return binary.LittleEndian.Uint32(b) }
 func putU32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
@@ -236,15 +229,33 @@ func putU32(b []byte, v uint32) { binary.LittleEndian.PutUint32(b, v) }
 // find returns the index+1 of key's element in bucket b and of its predecessor (0 if none).
 // The bucket's lock must be held.
 func (h *htab) find(b uint32, hash uint32, key []byte) (cur, prev uint32) {
+	if len(key) == 4 {
+		// The common u32 key, compared as one word.
+		k := getU32(key)
+		for i := h.buckets[b]; i != 0; {
+			ln := &h.links[i-1]
+			if ln.hash == hash && getU32(h.elems[int(i-1)*h.stride:]) == k {
+				return i, prev
+			}
+			prev = i
+			i = ln.next
+		}
+		return 0, 0
+	}
 	for i := h.buckets[b]; i != 0; {
 		ln := h.link(i - 1)
-		if ln.hash == hash && bytes.Equal(h.elem(i - 1)[:h.valOff], key) {
+		if ln.hash == hash && h.keyEqual(i, key) {
 			return i, prev
 		}
 		prev = i
 		i = ln.next
 	}
 	return 0, 0
+}
+
+// keyEqual reports whether element i (+1) holds key.
+func (h *htab) keyEqual(i uint32, key []byte) bool {
+	return bytes.Equal(h.elem(i - 1)[:h.valOff], key)
 }
 
 func (h *htab) unlink(b, cur, prev uint32) {
@@ -273,18 +284,8 @@ func (h *htab) allocElem() uint32 {
 	if h.nAlloc >= h.maxElems {
 		return 0
 	}
-	idx := h.nAlloc
-	c := idx >> h.chunkBits
-	if h.chunks[c] == nil {
-		size := 1 << h.chunkBits
-		if rest := int(h.maxElems - c<<h.chunkBits); rest < size {
-			size = rest
-		}
-		h.chunks[c] = make([]byte, size*h.stride)
-		h.links[c] = make([]htabLink, size)
-	}
 	h.nAlloc++
-	return idx + 1
+	return h.nAlloc
 }
 
 func (h *htab) freeElem(i uint32) {
@@ -302,15 +303,64 @@ func (h *htab) locate(key []byte) (hash, bucket uint32) {
 func (h *htab) lookup(key, value []byte) error {
 	hash, b := h.locate(key)
 	l := h.lockFor(b)
-	l.RLock()
+	if optimisticReads {
+		for {
+			s := l.readBegin()
+			cur, ok := h.findRacy(b, hash, key)
+			if ok && cur != 0 {
+				copy(value, h.elem(cur - 1)[h.valOff:h.valOff+h.valSize])
+			}
+			if l.readValid(s) && ok {
+				if cur == 0 {
+					return errNoEnt
+				}
+				return nil
+			}
+		}
+	}
+	l.lock()
 	cur, _ := h.find(b, hash, key)
 	if cur == 0 {
-		l.RUnlock()
+		l.unlock()
 		return errNoEnt
 	}
 	copy(value, h.elem(cur - 1)[h.valOff:h.valOff+h.valSize])
-	l.RUnlock()
+	l.unlock()
 	return nil
+}
+
+// findRacy is find without the bucket lock, for a reader that checks the lock's sequence
+// afterwards: what it reads may be torn by a concurrent writer, so a walk longer than any
+// real chain gives up (ok false) rather than loop.
+func (h *htab) findRacy(b uint32, hash uint32, key []byte) (cur uint32, ok bool) {
+	steps := h.maxElems
+	if len(key) == 4 {
+		k := getU32(key)
+		for i := h.buckets[b]; i != 0; {
+			ln := &h.links[i-1]
+			if ln.hash == hash && getU32(h.elems[int(i-1)*h.stride:]) == k {
+				return i, true
+			}
+			if steps == 0 {
+				return 0, false
+			}
+			steps--
+			i = ln.next
+		}
+		return 0, true
+	}
+	for i := h.buckets[b]; i != 0; {
+		ln := h.link(i - 1)
+		if ln.hash == hash && h.keyEqual(i, key) {
+			return i, true
+		}
+		if steps == 0 {
+			return 0, false
+		}
+		steps--
+		i = ln.next
+	}
+	return 0, true
 }
 
 // checkFlags is kernel/bpf/hashtab.c:check_flags.
@@ -330,13 +380,21 @@ func checkFlags(exists bool, flags uint64) error {
 func (h *htab) update(key, value []byte, flags uint64) error {
 	// htab_map_update_elem ignores BPF_F_LOCK here; the LRU and per-CPU variants do not
 	// accept it (flags > BPF_EXIST: EINVAL).
-	if flags&^FLock > Exist || (h.lru || h.m.IsPercpu()) && flags > Exist {
+	if flags&^FLock > Exist || h.strictFlags && flags > Exist {
 		return errBadFlags
 	}
 	hash, b := h.locate(key)
 	l := h.lockFor(b)
-	l.Lock()
-	defer l.Unlock()
+	if s := l.seq.Load(); s&1 != 0 || !l.seq.CompareAndSwap(s, s+1) { // l.lock(), inlined
+		l.lockSlow()
+	}
+	err := h.updateLocked(b, hash, key, value, flags)
+	l.unlock()
+	return err
+}
+
+// updateLocked is update with bucket b's lock held.
+func (h *htab) updateLocked(b, hash uint32, key, value []byte, flags uint64) error {
 	cur, prev := h.find(b, hash, key)
 	if err := checkFlags(cur != 0, flags); err != nil {
 		return err
@@ -351,7 +409,7 @@ func (h *htab) update(key, value []byte, flags uint64) error {
 		// Linux 6.16 (hashtab.c:bpf_fd_htab_map_update_elem → htab_map_update_elem_in_place,
 		// "bpf: Support atomic update for htab of maps"); the others insert a new element at
 		// the head of the bucket and unlink the old one.
-		if !h.m.IsPercpu() && h.m.Type != MapTypeHashOfMaps && prev != 0 {
+		if !h.inPlace && prev != 0 {
 			h.unlink(b, cur, prev)
 			h.linkHead(b, cur)
 		}
@@ -398,8 +456,8 @@ func (h *htab) removeLocked(b, cur, prev uint32) {
 func (h *htab) delete(key []byte) error {
 	hash, b := h.locate(key)
 	l := h.lockFor(b)
-	l.Lock()
-	defer l.Unlock()
+	l.lock()
+	defer l.unlock()
 	cur, prev := h.find(b, hash, key)
 	if cur == 0 {
 		return errNoEnt
@@ -415,8 +473,8 @@ func (h *htab) lookupAndDelete(key, value []byte, flags uint64) error {
 	}
 	hash, b := h.locate(key)
 	l := h.lockFor(b)
-	l.Lock()
-	defer l.Unlock()
+	l.lock()
+	defer l.unlock()
 	cur, prev := h.find(b, hash, key)
 	if cur == 0 {
 		return errNoEnt
@@ -433,27 +491,27 @@ func (h *htab) getNextKey(key, next []byte) error {
 	if key != nil {
 		hash, b := h.locate(key)
 		l := h.lockFor(b)
-		l.RLock()
+		l.lock()
 		cur, _ := h.find(b, hash, key)
 		if cur != 0 {
 			if n := h.link(cur - 1).next; n != 0 {
 				copy(next, h.elem(n - 1)[:h.valOff])
-				l.RUnlock()
+				l.unlock()
 				return nil
 			}
 			start = b + 1
 		}
-		l.RUnlock()
+		l.unlock()
 	}
 	for b := start; b < h.nBuckets; b++ {
 		l := h.lockFor(b)
-		l.RLock()
+		l.lock()
 		if first := h.buckets[b]; first != 0 {
 			copy(next, h.elem(first - 1)[:h.valOff])
-			l.RUnlock()
+			l.unlock()
 			return nil
 		}
-		l.RUnlock()
+		l.unlock()
 	}
 	return errNoNext
 }
@@ -482,21 +540,13 @@ func (h *htab) LookupBatch(bucket uint32, keys, values []byte, count int, del bo
 	total := 0
 	for {
 		l := h.lockFor(bucket)
-		if del {
-			l.Lock()
-		} else {
-			l.RLock()
-		}
+		l.lock()
 		cnt := 0
 		for i := h.buckets[bucket]; i != 0; i = h.link(i - 1).next {
 			cnt++
 		}
 		if cnt > count-total {
-			if del {
-				l.Unlock()
-			} else {
-				l.RUnlock()
-			}
+			l.unlock()
 			if total == 0 {
 				return 0, bucket, errNoSpace
 			}
@@ -513,11 +563,7 @@ func (h *htab) LookupBatch(bucket uint32, keys, values []byte, count int, del bo
 			}
 			i = nxt
 		}
-		if del {
-			l.Unlock()
-		} else {
-			l.RUnlock()
-		}
+		l.unlock()
 		bucket++
 		if bucket >= h.nBuckets {
 			return total, bucket, errBatchEnd
@@ -588,3 +634,53 @@ func (h *htab) lruEvict() uint32 {
 	h.n.Add(-1)
 	return v
 }
+
+// htabLock guards a stripe of buckets. It is a sequence lock (as include/linux/seqlock.h):
+// the count is odd while a writer holds it. Writers exclude each other; readers that
+// cannot use optimistic reads take it as writers do. An optimistic reader notes the count
+// (readBegin), reads without locking, and keeps what it read only if the count has not
+// moved (readValid), so lookups write no shared cache line and need no atomic
+// read-modify-write: in a big table their cache misses can overlap from one call to the next.
+type htabLock struct{ seq atomic.Uint32 }
+
+func (l *htabLock) lock() {
+	if s := l.seq.Load(); s&1 == 0 && l.seq.CompareAndSwap(s, s+1) {
+		return
+	}
+	l.lockSlow()
+}
+
+func (l *htabLock) lockSlow() {
+	for spins := 0; ; spins++ {
+		if s := l.seq.Load(); s&1 == 0 && l.seq.CompareAndSwap(s, s+1) {
+			return
+		}
+		if spins >= 64 {
+			runtime.Gosched()
+		}
+	}
+}
+
+func (l *htabLock) unlock() { l.seq.Add(1) }
+
+// readBegin waits until no writer holds the lock and returns the count to pass to readValid.
+func (l *htabLock) readBegin() uint32 {
+	if s := l.seq.Load(); s&1 == 0 {
+		return s
+	}
+	return l.readWait()
+}
+
+func (l *htabLock) readWait() uint32 {
+	for spins := 0; ; spins++ {
+		if s := l.seq.Load(); s&1 == 0 {
+			return s
+		}
+		if spins >= 64 {
+			runtime.Gosched()
+		}
+	}
+}
+
+// readValid reports whether no writer took the lock since readBegin returned s.
+func (l *htabLock) readValid(s uint32) bool { return l.seq.Load() == s }

@@ -26,29 +26,22 @@ func adviseHugePages(p unsafe.Pointer, n uintptr) {
 	_ = unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, start-uintptr(p))), end-start), unix.MADV_HUGEPAGE)
 }
 
-// makeHugeBytes returns a zeroed n-byte buffer advised for huge pages when it is large.
-func makeHugeBytes(n int) []byte {
-	b := make([]byte, n)
-	if n > 0 {
-		adviseHugePages(unsafe.Pointer(&b[0]), uintptr(n))
+// makeHugeArena returns a zeroed n-byte buffer, 8-byte aligned. A large one starts on a huge
+// page boundary (up to one huge page more is allocated for that; the slack is never touched,
+// so never backed by memory) and is advised for huge pages, so that all of it but the tail can
+// be: random lookups in a table of millions of elements otherwise miss the TLB on nearly every
+// access, and under virtualisation each miss is a two-level page walk.
+func makeHugeArena(n int) []byte {
+	if n < 2*hugePageSize {
+		b := make([]uint64, (n+7)/8)
+		if n == 0 {
+			return nil
+		}
+		return unsafe.Slice((*byte)(unsafe.Pointer(&b[0])), n)
 	}
-	return b
-}
-
-// makeHugeU32s returns a zeroed []uint32 of n elements advised for huge pages when it is large.
-func makeHugeU32s(n int) []uint32 {
-	b := make([]uint32, n)
-	if n > 0 {
-		adviseHugePages(unsafe.Pointer(&b[0]), uintptr(n)*4)
-	}
-	return b
-}
-
-// makeHugeLinks returns n zeroed hash chain links advised for huge pages when large.
-func makeHugeLinks(n int) []htabLink {
-	b := make([]htabLink, n)
-	if n > 0 {
-		adviseHugePages(unsafe.Pointer(&b[0]), uintptr(n)*unsafe.Sizeof(htabLink{}))
-	}
+	b := make([]byte, n+hugePageSize)
+	off := int((hugePageSize - uintptr(unsafe.Pointer(&b[0]))%hugePageSize) % hugePageSize)
+	b = b[off : off+n : off+n]
+	adviseHugePages(unsafe.Pointer(&b[0]), uintptr(n))
 	return b
 }

@@ -137,6 +137,11 @@ func JHash(b []byte, seed uint32) uint32 { return jhash(b, seed) }
 
 // htabHash is kernel/bpf/hashtab.c:htab_map_hash.
 func htabHash(key []byte, seed uint32) uint32 {
+	if len(key) == 4 {
+		// jhash2 of one word, inlined for the common u32 key.
+		a := jhashInitval + 4 + seed
+		return jhashFinal(a+binary.LittleEndian.Uint32(key), a, a)
+	}
 	if len(key)%4 == 0 {
 		return jhash2(key, seed)
 	}
