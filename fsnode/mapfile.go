@@ -144,6 +144,8 @@ type reader struct {
 	done    bool
 
 	// iteration state
+	queued   bool // queue or stack: values[:count*valueLen] is the snapshot, next the next to list
+	next     int
 	batch    bool   // use MapLookupBatch
 	token    []byte // batch in/out token
 	haveKey  bool   // prevKey holds the last key listed (get_next_key walk)
@@ -173,16 +175,31 @@ func (r *reader) fill() error {
 		r.valueLen = m.ValueBufSize()
 		if m.Keyless() {
 			// Queue and stack: listed oldest first without popping (objects.Map.Values).
-			err := m.Values(func(v []byte) bool {
-				r.buf = h.enc.AppendEntry(r.buf, nil, v)
+			// The values are copied out under the map's lock in one go, so the listing is one
+			// consistent state of the queue (its raw size, at most max_entries × value_size,
+			// not its text), and formatted a chunk per fill like the other types.
+			r.queued = true
+			r.values = r.values[:0]
+			return m.Values(func(v []byte) bool {
+				r.values = append(r.values, v...)
+				r.count++
 				return true
 			})
-			r.done = true
-			return err
 		}
 		r.prevKey = make([]byte, m.KeySize)
 		r.batch = !m.IsFdMap()
 		r.count = chunk
+		return nil
+	}
+	if r.queued {
+		for i := 0; i < chunk && r.next < r.count; i++ {
+			r.buf = h.enc.AppendEntry(r.buf, nil, r.values[r.next*r.valueLen:(r.next+1)*r.valueLen])
+			r.next++
+		}
+		if r.next == r.count {
+			r.done = true
+			r.values = nil
+		}
 		return nil
 	}
 	if r.batch {
