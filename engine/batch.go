@@ -218,46 +218,25 @@ func genericLookupBatch(m *objects.Map, a *MapBatchAttr, op string) error {
 // MapUpdateBatch is BPF_MAP_UPDATE_BATCH (kernel/bpf/syscall.c:generic_map_update_batch):
 // entries apply in order until the first error; Count says how many succeeded.
 func (p *Process) MapUpdateBatch(fd int, a *MapBatchAttr) error {
-	const op = "map update_batch"
-	m, err := p.batchMap(fd, a, modeWrite, op)
-	if err != nil {
-		return err
-	}
-	if !batchOps(m.Type).update {
-		return fmt.Errorf("%s: %s: %w", op, m.Type, errBatchNotSupp)
-	}
-	if err := checkElemFlags(a, op); err != nil {
-		return err
-	}
-	max := a.Count
-	if max == 0 {
-		return nil
-	}
-	a.Count = 0
-	ks, vs := int(m.KeySize), m.ValueBufSize()
-	var cp uint32
-	for ; cp < max; cp++ {
-		k, v := int(cp)*ks, int(cp)*vs
-		if k+ks > len(a.Keys) || v+vs > len(a.Values) {
-			err = fmt.Errorf("%s: element %d is past the keys or values buffer: %w", op, cp, unix.EFAULT)
-			break
-		}
-		if err = p.updateValue(m, a.Keys[k:k+ks], a.Values[v:v+vs], a.ElemFlags, op); err != nil {
-			break
-		}
-	}
-	a.Count = cp
-	return err
+	return p.genericWriteBatch(fd, a, "map update_batch", func(m *objects.Map, key, value []byte) error {
+		return p.updateValue(m, key, value, a.ElemFlags, "map update_batch")
+	})
 }
 
 // MapDeleteBatch is BPF_MAP_DELETE_BATCH (kernel/bpf/syscall.c:generic_map_delete_batch).
 func (p *Process) MapDeleteBatch(fd int, a *MapBatchAttr) error {
-	const op = "map delete_batch"
+	return p.genericWriteBatch(fd, a, "map delete_batch", nil)
+}
+
+// genericWriteBatch is the loop generic_map_update_batch and generic_map_delete_batch share:
+// elements in order, stopping at the first error, with batch.count zeroed first and then set
+// to the number that succeeded. update nil means delete (which reads no values).
+func (p *Process) genericWriteBatch(fd int, a *MapBatchAttr, op string, update func(m *objects.Map, key, value []byte) error) error {
 	m, err := p.batchMap(fd, a, modeWrite, op)
 	if err != nil {
 		return err
 	}
-	if !batchOps(m.Type).delete {
+	if sup := batchOps(m.Type); update != nil && !sup.update || update == nil && !sup.delete {
 		return fmt.Errorf("%s: %s: %w", op, m.Type, errBatchNotSupp)
 	}
 	if err := checkElemFlags(a, op); err != nil {
@@ -268,16 +247,23 @@ func (p *Process) MapDeleteBatch(fd int, a *MapBatchAttr) error {
 		return nil
 	}
 	a.Count = 0
-	ks := int(m.KeySize)
+	ks, vs := int(m.KeySize), 0
+	if update != nil {
+		vs = m.ValueBufSize()
+	}
 	var cp uint32
 	for ; cp < max; cp++ {
-		k := int(cp) * ks
-		if k+ks > len(a.Keys) {
-			err = fmt.Errorf("%s: element %d is past the keys buffer: %w", op, cp, unix.EFAULT)
+		k, v := int(cp)*ks, int(cp)*vs
+		if k+ks > len(a.Keys) || update != nil && v+vs > len(a.Values) {
+			err = fmt.Errorf("%s: element %d is past the keys or values buffer: %w", op, cp, unix.EFAULT)
 			break
 		}
-		if err = m.Delete(a.Keys[k : k+ks]); err != nil {
+		if update != nil {
+			err = update(m, a.Keys[k:k+ks], a.Values[v:v+vs])
+		} else if err = m.Delete(a.Keys[k : k+ks]); err != nil {
 			err = fmt.Errorf("%s: %w", op, err)
+		}
+		if err != nil {
 			break
 		}
 	}
