@@ -1,8 +1,6 @@
 package tests
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -39,17 +37,8 @@ func cliExec(t testing.TB, env []string, stdin string, name string, args ...stri
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s %v: %v", name, args, err)
-	}
-	return cliRun{out.String(), errb.String(), code}
+	r := runCmd(t, cmd)
+	return cliRun{r.Stdout, r.Stderr, r.Code}
 }
 
 var (

@@ -61,16 +61,7 @@ func TestFSDaemonNonRoot(t *testing.T) {
 	as := func(script string) shResult {
 		cmd := exec.Command(setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups",
 			"env", "HOME="+base, "BPFFS_RUNTIME_DIR="+run, "B="+b, "M="+mnt, "sh", "-c", script)
-		var out, errb strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return shResult{out.String(), errb.String(), code}
+		return runCmd(t, cmd)
 	}
 	r := as(`"$B" mount "$M"`)
 	if r.Code != 0 {

@@ -146,6 +146,13 @@ func sh(t testing.TB, dir, script string) shResult {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Dir = dir
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd and returns its output and exit status; a command that cannot be started
+// fails the test.
+func runCmd(t testing.TB, cmd *exec.Cmd) shResult {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -154,7 +161,7 @@ func sh(t testing.TB, dir, script string) shResult {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("sh -c %q: %v", script, err)
+		t.Fatalf("%v: %v", cmd.Args, err)
 	}
 	return shResult{out.String(), errb.String(), code}
 }
