@@ -1,6 +1,8 @@
 # bpffs-fuse: build, test, benchmark, fuzz, lint and demo.
 GO      ?= go
 BIN     ?= bin/bpffs-fuse
+# The daemon side (FUSE server, mount helper, VM tools); bpffs-fuse runs it from its own directory.
+DAEMON  ?= $(dir $(BIN))bpffs-fused
 FUZZTIME ?= 30s
 
 .PHONY: all build test test-short bench fuzz lint demo clean
@@ -11,6 +13,7 @@ all: build
 # and loading libc adds about 0.7 ms to every CLI exec; nothing in the binary needs C.
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/bpffs-fuse
+	CGO_ENABLED=0 $(GO) build -o $(DAEMON) ./cmd/bpffs-fused
 
 # The full suite: unit tests, FUSE end-to-end tests and kernel differential tests, under the
 # race detector. Kernel and FUSE tests skip with a reason when unavailable, unless

@@ -43,6 +43,35 @@ func TestCLIHelp(t *testing.T) {
 	}
 }
 
+// TestCLIDaemonBinary: mount, umount and vm are bpffs-fused's, which bpffs-fuse runs from its
+// own directory (or $PATH); without it they fail with a clear error and nothing is mounted.
+func TestCLIDaemonBinary(t *testing.T) {
+	for _, args := range [][]string{{"mount", "--help"}, {"vm", "help"}} {
+		if r := ours(t, nil, args...); r.code != 0 || !strings.Contains(r.stdout, "Usage: bpffs-fuse "+args[0]) {
+			t.Errorf("%v: %v", args, r)
+		}
+	}
+	if r := ours(t, nil, "umount"); r.code != 255 || !strings.Contains(r.stderr, "Usage: bpffs-fuse mount") {
+		t.Errorf("umount without DIR: %v", r)
+	}
+	alone := filepath.Join(t.TempDir(), "bpffs-fuse")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(alone, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	r := cliExec(t, []string{"PATH=/usr/bin:/bin"}, "", alone, "mount", dir)
+	if r.code != 255 || !strings.Contains(r.stderr, "Error: mount: bpffs-fused (installed beside bpffs-fuse) not found") {
+		t.Errorf("mount without bpffs-fused: %v", r)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), dir) {
+		t.Errorf("%s mounted anyway", dir)
+	}
+}
+
 // TestCLINotSupported: the objects that arrive with later issues fail clearly.
 func TestCLINotSupported(t *testing.T) {
 	for _, obj := range []string{"prog", "link", "btf", "iter", "cgroup"} {
@@ -183,14 +212,7 @@ func TestCLIUnauthorized(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nobodyBin := filepath.Join(dir, "bpffs-fuse")
-	if err := os.WriteFile(nobodyBin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	nobodyBin := copyBinaries(t, dir)
 	asNobody := func(args ...string) cliRun {
 		cmd := exec.Command(nobodyBin, args...)
 		cmd.Env = []string{"PATH=/usr/bin:/bin"}

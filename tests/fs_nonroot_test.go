@@ -40,19 +40,13 @@ func TestFSDaemonNonRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
-	mnt, run, b := filepath.Join(base, "mnt"), filepath.Join(base, "run"), filepath.Join(base, "bpffs-fuse")
+	mnt, run := filepath.Join(base, "mnt"), filepath.Join(base, "run")
 	for _, d := range []string{mnt, run} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(b, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	b := copyBinaries(t, base)
 	for _, p := range []string{base, mnt, run} {
 		if err := os.Chown(p, 65534, 65534); err != nil {
 			t.Fatal(err)

@@ -25,18 +25,37 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = filepath.Join(dir, "bpffs-fuse")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/bpffs-fuse")
-	// Built as `make build` does it: static, without cgo (a cgo build is dynamically linked,
-	// and loading libc adds about 0.7 ms to every CLI exec; the binary needs no C code).
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building bpffs-fuse:", err)
-		os.Exit(1)
+	// Both binaries, as `make build` builds them: static, without cgo (a cgo build is
+	// dynamically linked, and loading libc adds about 0.7 ms to every CLI exec; neither needs
+	// C code). bpffs-fuse runs bpffs-fused from its own directory for mount, umount and vm.
+	for _, b := range []struct{ out, pkg string }{{bin, "../cmd/bpffs-fuse"}, {filepath.Join(dir, "bpffs-fused"), "../cmd/bpffs-fused"}} {
+		build := exec.Command("go", "build", "-o", b.out, b.pkg)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", b.pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// copyBinaries copies bpffs-fuse and bpffs-fused into dir (for a user who cannot reach the
+// test run's build directory) and returns the copy of bpffs-fuse.
+func copyBinaries(t testing.TB, dir string) string {
+	t.Helper()
+	for _, name := range []string{"bpffs-fuse", "bpffs-fused"} {
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(bin), name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return filepath.Join(dir, "bpffs-fuse")
 }
 
 // skipOrFail skips the test with reason, unless the environment variable env is "1" (as CI sets

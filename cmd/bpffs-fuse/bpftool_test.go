@@ -99,16 +99,6 @@ func FuzzBatchLine(f *testing.F) {
 	})
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/tmp/a\040b`: "/tmp/a b", `/x\011y\134z`: "/x\ty\\z", `/plain`: "/plain", `/trail\04`: `/trail\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestCDirname(t *testing.T) {
 	for in, want := range map[string]string{
 		"/a/b": "/a", "/a/b/": "/a", "a": ".", "/": "/", "/a": "/", "a/b": "a", "//a//b": "//a", "": ".",

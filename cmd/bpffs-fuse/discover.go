@@ -1,93 +1,39 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bpffs-fuse/bpffs-fuse/cmd/internal/mountinfo"
 )
 
 // controlXattr is the mount root's extended attribute that names the daemon's control socket.
 const controlXattr = "user.bpffs.control"
 
-// fuseMount is one bpffs-fuse mount seen in /proc/self/mountinfo.
-type fuseMount struct {
-	Dir string
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space, ...) of mountinfo paths.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // mountCache holds the mount table and resolved directories for one invocation: a batch
 // file of 1e5 lines must not read /proc/self/mountinfo and walk symlinks 1e5 times.
 var mountCache struct {
-	mounts []fuseMount
+	mounts []string
 	read   bool
 	dirs   map[string]string // directory as written → real path
 }
 
-// bpffsFuseMounts lists the bpffs-fuse mounts of this mount namespace: mountinfo entries of
-// fstype fuse.bpffs-fuse (or plain fuse with source bpffs-fuse). The table is read once per
-// invocation.
-func bpffsFuseMounts() ([]fuseMount, error) {
+// bpffsFuseMounts lists the mount points of the bpffs-fuse mounts of this mount namespace;
+// the table is read once per invocation.
+func bpffsFuseMounts() ([]string, error) {
 	if mountCache.read {
 		return mountCache.mounts, nil
 	}
-	m, err := readMountinfo()
+	m, err := mountinfo.Dirs()
 	if err == nil {
 		mountCache.mounts, mountCache.read = m, true
 	}
 	return m, err
-}
-
-func readMountinfo() ([]fuseMount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []fuseMount
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, fl := range fields {
-			if fl == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 5 || sep+2 >= len(fields) {
-			continue
-		}
-		fstype, source := fields[sep+1], fields[sep+2]
-		if fstype == "fuse.bpffs-fuse" || (strings.HasPrefix(fstype, "fuse") && source == "bpffs-fuse") {
-			out = append(out, fuseMount{Dir: unescapeMountinfo(fields[4])})
-		}
-	}
-	return out, sc.Err()
 }
 
 // realPath makes p absolute and resolves symlinks in its longest existing prefix, so that it
@@ -144,9 +90,9 @@ func mountOf(path string) (string, string, error) {
 	}
 	best := ""
 	for _, m := range mounts {
-		if rp == m.Dir || strings.HasPrefix(rp, strings.TrimSuffix(m.Dir, "/")+"/") {
-			if len(m.Dir) > len(best) {
-				best = m.Dir
+		if rp == m || strings.HasPrefix(rp, strings.TrimSuffix(m, "/")+"/") {
+			if len(m) > len(best) {
+				best = m
 			}
 		}
 	}
@@ -191,11 +137,7 @@ func chooseMount(flag string) (string, error) {
 	case 0:
 		return "", errNoMount
 	case 1:
-		return mounts[0].Dir, nil
+		return mounts[0], nil
 	}
-	dirs := make([]string, len(mounts))
-	for i, m := range mounts {
-		dirs[i] = m.Dir
-	}
-	return "", fmt.Errorf("%d bpffs-fuse mounts (%s): choose one with --mount DIR or BPFFS_MOUNT", len(mounts), strings.Join(dirs, ", "))
+	return "", fmt.Errorf("%d bpffs-fuse mounts (%s): choose one with --mount DIR or BPFFS_MOUNT", len(mounts), strings.Join(mounts, ", "))
 }

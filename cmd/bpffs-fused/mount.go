@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/bpffs-fuse/bpffs-fuse/cmd/internal/mountinfo"
 	"github.com/bpffs-fuse/bpffs-fuse/engine"
 	"github.com/bpffs-fuse/bpffs-fuse/fsnode"
 )
@@ -44,14 +45,14 @@ Other options (rw, nosuid, ...) are accepted and ignored, as the kernel's bpffs 
 `
 
 func init() {
-	register("mount", "mount a bpffs over FUSE (bpffs-fuse mount [-f] [-o OPTS] DIR)", mountMain)
-	register("umount", "unmount a bpffs-fuse mount and stop its daemon", umountMain)
+	register("mount", mountMain)
+	register("umount", umountMain)
 	// The mount helper form: mount.fuse3 runs "bpffs-fuse SOURCE DIR -o OPTS" with the
 	// source of "mount -t fuse.bpffs-fuse bpffs DIR"; "bpffs" is the source to use.
-	register("bpffs", "mount helper form: bpffs-fuse bpffs DIR -o OPTS (as mount.fuse3 runs it)",
-		func(args []string) int { return mountMain(append([]string{"bpffs"}, args...)) })
+	register("bpffs", func(args []string) int { return mountMain(append([]string{"bpffs"}, args...)) })
 	// Installed as /sbin/mount.fuse.bpffs-fuse (or mount.bpffs-fuse), mount(8) runs us as
-	// "mount.fuse.bpffs-fuse SOURCE DIR [-o OPTS]".
+	// "mount.fuse.bpffs-fuse SOURCE DIR [-o OPTS]" (bpffs-fuse does the same when the link
+	// points at it).
 	if base := filepath.Base(os.Args[0]); strings.HasPrefix(base, "mount.") {
 		os.Args = append([]string{os.Args[0], "mount"}, os.Args[1:]...)
 	}
@@ -367,14 +368,14 @@ func alive(pid int) bool {
 // isFuseMount reports whether dir is the mount point of a bpffs-fuse mount (live or stale),
 // from /proc/self/mountinfo.
 func isFuseMount(dir string) bool {
-	// Read afresh, not through bpffsFuseMounts' per-invocation cache: mount and umount
+	// Read afresh, not through the CLI's per-invocation cache: mount and umount
 	// change the table they look at.
-	mounts, err := readMountinfo()
+	mounts, err := mountinfo.Dirs()
 	if err != nil {
 		return false
 	}
 	for _, m := range mounts {
-		if m.Dir == dir {
+		if m == dir {
 			return true
 		}
 	}

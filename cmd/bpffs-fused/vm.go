@@ -15,7 +15,7 @@ import (
 	"github.com/bpffs-fuse/bpffs-fuse/engine/vm/asm"
 )
 
-func init() { register("vm", "run eBPF programs in the VM", vmMain) }
+func init() { register("vm", vmMain) }
 
 const vmUsage = `Usage: bpffs-fuse vm { run | plugin | disasm | help }
 
