@@ -2,11 +2,13 @@ package objects
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -117,6 +119,13 @@ func htabMemUsage(m *Map) uint64 {
 // a table of millions of elements the hops to non-matching elements mostly hit the CPU cache.
 // Buckets are guarded by striped sequence locks (htabLock): writers exclude each other, and
 // lookups read without writing to shared memory, retrying if a writer was at work.
+//
+// Chain order is the kernel's, newest first, but it is restored lazily: an update of a
+// present key does not move the element to the head of its bucket at once (which in a big
+// table costs writes to three cache lines no lookup needed: the bucket, the element's link and
+// its predecessor's, about 30 ns of a 85 ns update at 1e6 entries); it gives the element a new
+// update stamp, next to its value, and orderBucket sorts a chain by stamp, newest first, before
+// anything walks it in order (get_next_key, batches). Lookups do not care about order.
 type htab struct {
 	m        *Map
 	keySize  int
@@ -140,6 +149,8 @@ type htab struct {
 	lru              bool
 	strictFlags      bool   // LRU and per-CPU: BPF_F_LOCK is EINVAL
 	inPlace          bool   // per-CPU and hash_of_maps: a replaced value stays where it is
+	stampOff         int    // offset of an element's update stamp (0: none, inPlace maps)
+	stampLimit       uint32 // a stripe's stamps are renumbered when its count reaches this
 	lruHead, lruTail uint32 // most and least recently updated (+1); guarded by locks[0]
 
 	// onRemove, when set, is called with the old value of each element that is deleted or
@@ -175,6 +186,11 @@ func newHtab(m *Map, valSize int) (*htab, error) {
 	}
 	h.valOff = h.keySize
 	h.stride = h.valOff + h.valSize
+	if !h.inPlace {
+		h.stampOff = h.stride
+		h.stride += 4
+		h.stampLimit = 1 << 31
+	}
 	if h.lru {
 		h.stride += 8
 	}
@@ -395,7 +411,7 @@ func (h *htab) update(key, value []byte, flags uint64) error {
 
 // updateLocked is update with bucket b's lock held.
 func (h *htab) updateLocked(b, hash uint32, key, value []byte, flags uint64) error {
-	cur, prev := h.find(b, hash, key)
+	cur, _ := h.find(b, hash, key)
 	if err := checkFlags(cur != 0, flags); err != nil {
 		return err
 	}
@@ -408,10 +424,10 @@ func (h *htab) updateLocked(b, hash uint32, key, value []byte, flags uint64) err
 		// Percpu maps update in place (pcpu_copy_value), and so does hash_of_maps since
 		// Linux 6.16 (hashtab.c:bpf_fd_htab_map_update_elem → htab_map_update_elem_in_place,
 		// "bpf: Support atomic update for htab of maps"); the others insert a new element at
-		// the head of the bucket and unlink the old one.
-		if !h.inPlace && prev != 0 {
-			h.unlink(b, cur, prev)
-			h.linkHead(b, cur)
+		// the head of the bucket and unlink the old one, which the new stamp stands for
+		// until orderBucket moves the element.
+		if !h.inPlace {
+			h.stamp(b, cur)
 		}
 		if h.lru {
 			h.lruTouch(cur)
@@ -433,11 +449,99 @@ func (h *htab) updateLocked(b, hash uint32, key, value []byte, flags uint64) err
 	copy(e[:h.valOff], key)
 	copy(e[h.valOff:h.valOff+h.valSize], value)
 	h.linkHead(b, ne)
+	if !h.inPlace {
+		h.stamp(b, ne)
+	}
 	if h.lru {
 		h.lruPushFront(ne)
 	}
 	h.n.Add(1)
 	return nil
+}
+
+// stampOf returns element i's (+1) update stamp.
+func (h *htab) stampOf(i uint32) uint32 {
+	return getU32(h.elems[int(i-1)*h.stride+h.stampOff:])
+}
+
+// stamp gives element i (+1), just inserted into or updated in bucket b, the next stamp of b's
+// lock stripe: the highest in its bucket. Bucket b's lock must be held.
+func (h *htab) stamp(b, i uint32) {
+	l := h.lockFor(b)
+	if l.stamp >= h.stampLimit {
+		h.restamp(b & h.lockMask)
+	}
+	l.stamp++
+	putU32(h.elems[int(i-1)*h.stride+h.stampOff:], l.stamp)
+}
+
+// restamp renumbers the stamps of a lock stripe before its count wraps: each chain is put in
+// order, then numbered from 1 at its tail, and the stripe's count restarts above the longest.
+// It walks every element of the stripe, once per 2^31 updates in it. The stripe's lock must
+// be held.
+func (h *htab) restamp(stripe uint32) {
+	top := uint32(0)
+	for b := stripe; b < h.nBuckets; b += h.lockMask + 1 {
+		h.orderBucket(b)
+		n := h.chainLen(b)
+		top = max(top, n)
+		for i := h.buckets[b]; i != 0; i = h.links[i-1].next {
+			putU32(h.elems[int(i-1)*h.stride+h.stampOff:], n)
+			n--
+		}
+	}
+	h.locks[stripe].stamp = top
+}
+
+func (h *htab) chainLen(b uint32) uint32 {
+	n := uint32(0)
+	for i := h.buckets[b]; i != 0; i = h.links[i-1].next {
+		n++
+	}
+	return n
+}
+
+// orderBucket puts bucket b's chain in the kernel's order, newest (highest stamp) first; see
+// htab. Unless updates replaced keys behind the head since the chain was last put in order,
+// this only reads the stamps, which sit next to the keys the caller is about to read. Bucket
+// b's lock must be held.
+func (h *htab) orderBucket(b uint32) {
+	if h.stampOff == 0 {
+		return
+	}
+	first := h.buckets[b]
+	if first == 0 {
+		return
+	}
+	last := h.stampOf(first)
+	i := h.links[first-1].next
+	for ; i != 0; i = h.links[i-1].next {
+		s := h.stampOf(i)
+		if s > last {
+			break
+		}
+		last = s
+	}
+	if i == 0 {
+		return
+	}
+	// Stamps are unique within a stripe, so the order is total. Chains are short, but keys
+	// chosen to collide (the hash seed can be zero) can make one as long as the map: sort in
+	// O(n log n), without allocating for the usual few elements.
+	var small [16]uint32
+	chain := small[:0]
+	for i := first; i != 0; i = h.links[i-1].next {
+		chain = append(chain, i)
+	}
+	slices.SortFunc(chain, func(x, y uint32) int { return cmp.Compare(h.stampOf(y), h.stampOf(x)) })
+	for j, i := range chain {
+		next := uint32(0)
+		if j+1 < len(chain) {
+			next = chain[j+1]
+		}
+		h.links[i-1].next = next
+	}
+	h.buckets[b] = chain[0]
 }
 
 func (h *htab) removeLocked(b, cur, prev uint32) {
@@ -494,6 +598,7 @@ func (h *htab) getNextKey(key, next []byte) error {
 		l.lock()
 		cur, _ := h.find(b, hash, key)
 		if cur != 0 {
+			h.orderBucket(b)
 			if n := h.link(cur - 1).next; n != 0 {
 				copy(next, h.elem(n - 1)[:h.valOff])
 				l.unlock()
@@ -506,6 +611,7 @@ func (h *htab) getNextKey(key, next []byte) error {
 	for b := start; b < h.nBuckets; b++ {
 		l := h.lockFor(b)
 		l.lock()
+		h.orderBucket(b)
 		if first := h.buckets[b]; first != 0 {
 			copy(next, h.elem(first - 1)[:h.valOff])
 			l.unlock()
@@ -541,6 +647,7 @@ func (h *htab) LookupBatch(bucket uint32, keys, values []byte, count int, del bo
 	for {
 		l := h.lockFor(bucket)
 		l.lock()
+		h.orderBucket(bucket)
 		cnt := 0
 		for i := h.buckets[bucket]; i != 0; i = h.link(i - 1).next {
 			cnt++
@@ -641,7 +748,10 @@ func (h *htab) lruEvict() uint32 {
 // (readBegin), reads without locking, and keeps what it read only if the count has not
 // moved (readValid), so lookups write no shared cache line and need no atomic
 // read-modify-write: in a big table their cache misses can overlap from one call to the next.
-type htabLock struct{ seq atomic.Uint32 }
+type htabLock struct {
+	seq   atomic.Uint32
+	stamp uint32 // the last update stamp given in the stripe (htab.stamp); guarded by the lock
+}
 
 func (l *htabLock) lock() {
 	if s := l.seq.Load(); s&1 == 0 && l.seq.CompareAndSwap(s, s+1) {
