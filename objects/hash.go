@@ -648,11 +648,7 @@ func (h *htab) LookupBatch(bucket uint32, keys, values []byte, count int, del bo
 		l := h.lockFor(bucket)
 		l.lock()
 		h.orderBucket(bucket)
-		cnt := 0
-		for i := h.buckets[bucket]; i != 0; i = h.link(i - 1).next {
-			cnt++
-		}
-		if cnt > count-total {
+		if int(h.chainLen(bucket)) > count-total {
 			l.unlock()
 			if total == 0 {
 				return 0, bucket, errNoSpace
