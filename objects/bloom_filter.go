@@ -1,8 +1,6 @@
 package objects
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"sync/atomic"
@@ -103,9 +101,7 @@ func bloomAlloc(m *Map, attr *MapAttr) (mapOps, error) {
 		aligned:   attr.ValueSize%4 == 0,
 	}
 	if attr.MapFlags&FZeroSeed == 0 {
-		var s [4]byte
-		_, _ = rand.Read(s[:])
-		b.seed = binary.LittleEndian.Uint32(s[:])
+		b.seed = randomU32()
 	}
 	return b, nil
 }

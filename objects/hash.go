@@ -3,7 +3,6 @@ package objects
 import (
 	"bytes"
 	"cmp"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -218,9 +217,7 @@ func newHtab(m *Map, valSize int) (*htab, error) {
 	}
 	h.elems = a[nb+nl:]
 	if m.Flags&FZeroSeed == 0 {
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		h.seed = binary.LittleEndian.Uint32(b[:])
+		h.seed = randomU32()
 	}
 	return h, nil
 }

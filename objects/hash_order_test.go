@@ -167,3 +167,23 @@ func TestHashOrderLongChain(t *testing.T) {
 		t.Fatalf("order of a %d-element chain after replacing every key: got %v..., want %v...", n, got[:5], want[:5])
 	}
 }
+
+// TestHashSeeds checks that hash tables and bloom filters without BPF_F_ZERO_SEED get a
+// random seed each (htab_map_alloc and bloom_map_alloc call get_random_u32), and that
+// BPF_F_ZERO_SEED gives seed 0.
+func TestHashSeeds(t *testing.T) {
+	seeds := map[uint32]bool{}
+	for range 8 {
+		h := newTestMap(t, MapAttr{MapType: MapTypeHash, KeySize: 4, ValueSize: 8, MaxEntries: 4}).ops.(*htab)
+		b := newTestMap(t, MapAttr{MapType: MapTypeBloomFilter, ValueSize: 4, MaxEntries: 4}).ops.(*bloomFilter)
+		seeds[h.seed] = true
+		seeds[b.seed] = true
+	}
+	if len(seeds) < 15 { // 16 draws of 32 random bits: even one repeat has odds of 3 in 10^8
+		t.Errorf("16 maps got only %d distinct seeds", len(seeds))
+	}
+	z := newTestMap(t, MapAttr{MapType: MapTypeHash, KeySize: 4, ValueSize: 8, MaxEntries: 4, MapFlags: FZeroSeed, Capable: true})
+	if s := z.ops.(*htab).seed; s != 0 {
+		t.Errorf("BPF_F_ZERO_SEED hash: seed %#x, want 0", s)
+	}
+}

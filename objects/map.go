@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 
@@ -338,3 +339,22 @@ func (m *Map) Batcher() (BucketBatcher, bool) {
 
 // errnoOf is a small helper for type files: it wraps e with the operation's context.
 func errnoOf(op string, e unix.Errno) error { return fmt.Errorf("%s: %w", op, e) }
+
+// randomU32 is the kernel's get_random_u32, which seeds hash tables and bloom filters. It asks
+// getrandom(2) directly rather than through crypto/rand, whose package initialization (the
+// FIPS 140 module's self-registration) would add to the start-up of every program that
+// imports this package, the CLI among them.
+func randomU32() uint32 {
+	var b [4]byte
+	for {
+		n, err := unix.Getrandom(b[:], 0)
+		if err == nil && n == len(b) {
+			return binary.LittleEndian.Uint32(b[:])
+		}
+		if err != nil && err != unix.EINTR {
+			// getrandom(2) without GRND_NONBLOCK only fails on kernels before 3.17;
+			// a fixed seed is still a correct (if predictable) hash seed.
+			return 0x9e3779b9
+		}
+	}
+}
