@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -26,7 +26,7 @@ import (
 // callers), so an uncontended call costs one write and one read on the calling goroutine,
 // with no handoff between goroutines.
 type Client struct {
-	conn    *net.UnixConn
+	conn    *os.File
 	ncpu    int
 	version uint32 // the protocol version of the connection
 
@@ -66,7 +66,7 @@ func Dial(socketPath string) (*Client, error) {
 }
 
 func dialVersion(socketPath string, version uint32) (*Client, error) {
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socketPath, Net: "unix"})
+	conn, err := dialUnix(socketPath)
 	if err != nil {
 		var en unix.Errno
 		if errors.As(err, &en) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,8 +69,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	closed    bool
-	listeners map[*net.UnixListener]struct{}
-	conns     map[*net.UnixConn]struct{}
+	listeners map[*Listener]struct{}
+	conns     map[*os.File]struct{}
 	wg        sync.WaitGroup
 }
 
@@ -80,39 +79,18 @@ func NewServer(eng *engine.Engine, policy Policy) *Server {
 	return &Server{
 		eng:       eng,
 		policy:    policy,
-		listeners: map[*net.UnixListener]struct{}{},
-		conns:     map[*net.UnixConn]struct{}{},
+		listeners: map[*Listener]struct{}{},
+		conns:     map[*os.File]struct{}{},
 	}
-}
-
-// Listen creates a unix socket at path with the given mode, replacing a stale socket file
-// left there by a daemon that died.
-func Listen(path string, mode os.FileMode) (*net.UnixListener, error) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, err := net.Dial("unix", path); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("control socket %s is in use: %w", path, unix.EADDRINUSE)
-		}
-		os.Remove(path)
-	}
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		l.Close()
-		return nil, err
-	}
-	return l, nil
 }
 
 // Serve accepts connections on l until l is closed or the server is closed.
-func (s *Server) Serve(l *net.UnixListener) error {
+func (s *Server) Serve(l *Listener) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		l.Close()
-		return net.ErrClosed
+		return os.ErrClosed
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
@@ -123,9 +101,9 @@ func (s *Server) Serve(l *net.UnixListener) error {
 	}()
 	var delay time.Duration
 	for {
-		c, err := l.AcceptUnix()
+		c, err := l.accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, os.ErrClosed) {
 				return nil
 			}
 			// EMFILE and friends: back off instead of spinning.
@@ -181,7 +159,7 @@ func (s *Server) logf(format string, args ...any) {
 }
 
 // peerCred reads SO_PEERCRED and SO_PEERGROUPS of c.
-func peerCred(c *net.UnixConn) (PeerCred, error) {
+func peerCred(c *os.File) (PeerCred, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return PeerCred{}, err
@@ -218,7 +196,7 @@ func peerCred(c *net.UnixConn) (PeerCred, error) {
 }
 
 // serveConn runs one connection: handshake, policy, then frames until the peer goes away.
-func (s *Server) serveConn(c *net.UnixConn) {
+func (s *Server) serveConn(c *os.File) {
 	defer c.Close()
 	pc, err := peerCred(c)
 	if err != nil {
@@ -335,7 +313,7 @@ func quick(op uint16) bool {
 }
 
 type connState struct {
-	conn    *net.UnixConn
+	conn    *os.File
 	proc    *engine.Process
 	version uint32 // the protocol version the client asked for
 	sem     chan struct{}
