@@ -2,6 +2,7 @@ package fsnode
 
 import (
 	"errors"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,5 +210,66 @@ func TestUnpinOutsideDisappears(t *testing.T) {
 	}
 	if err := s.Tree.Unpin("d"); !errors.Is(err, unix.EISDIR) {
 		t.Fatalf("Unpin of a dir: %v", err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for go-fuse's concurrent debug logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// TestReaderCloseSendsNoFlush checks, in go-fuse's request log, that closing a read-only map
+// file sends no FLUSH to the daemon (FOPEN_NOFLUSH), while a writer's close still does: its
+// last line without a newline is applied then.
+func TestReaderCloseSendsNoFlush(t *testing.T) {
+	requireFUSE(t)
+	var logBuf syncBuffer
+	log.SetOutput(&logBuf)
+	t.Cleanup(func() { log.SetOutput(os.Stderr) })
+	eng := engine.New(engine.Config{MemoryLimit: 64 << 20})
+	s, err := Mount(t.TempDir(), Config{Engine: eng, Mode: 0o777, Debug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Unmount() })
+	p := eng.NewProcess(engine.Root())
+	t.Cleanup(p.Exit)
+	fd, err := p.MapCreate(&engine.MapCreateAttr{MapType: objects.MapTypeHash, KeySize: 4, ValueSize: 8, MaxEntries: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ObjPin(fd, filepath.Join(s.Dir, "m"), 0); err != nil {
+		t.Fatal(err)
+	}
+	flushes := func() int { return strings.Count(logBuf.String(), ": FLUSH ") }
+
+	before := flushes()
+	if out := mustSh(t, s.Dir, "cat m; cat maps.debug >/dev/null"); !strings.HasPrefix(out, "# hash") {
+		t.Fatalf("cat m: %q", out)
+	}
+	if n := flushes() - before; n != 0 {
+		t.Errorf("closing read-only opens sent %d FLUSH requests, want 0", n)
+	}
+	before = flushes()
+	mustSh(t, s.Dir, "printf '1 2' > m")
+	if n := flushes() - before; n == 0 {
+		t.Errorf("closing a writer sent no FLUSH")
+	}
+	var v [8]byte
+	if err := p.MapLookupElem(fd, []byte{1, 0, 0, 0}, v[:], 0); err != nil || v[0] != 2 {
+		t.Fatalf("the unterminated line was not applied at close: %v %v", v, err)
 	}
 }

@@ -349,13 +349,18 @@ func (n *Node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 // Open implements fs.NodeOpener: map files and the preload files. Object files open with
 // FOPEN_DIRECT_IO (size 0, content generated per open). O_TRUNC is accepted and ignored:
 // writing never clears a map.
+//
+// Read-only opens also get FOPEN_NOFLUSH: only a writer has anything to do at close (a last
+// line without a newline), and without it every close(2) of a reader (cat's, a shell's dup'ed
+// descriptors) would wait for a FLUSH round trip to the daemon that does nothing.
 func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	const readerFlags = fuse.FOPEN_DIRECT_IO | fuse.FOPEN_NOFLUSH
 	switch n.n.Kind() {
 	case pinning.KindPreload:
 		if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 			return nil, 0, syscall.EACCES
 		}
-		return &bytesHandle{data: preloadText(n.fs.eng, n.n.PreloadName())}, fuse.FOPEN_DIRECT_IO, 0
+		return &bytesHandle{data: preloadText(n.fs.eng, n.n.PreloadName())}, readerFlags, 0
 	case pinning.KindObject:
 	default:
 		return nil, 0, syscall.EISDIR
@@ -372,6 +377,9 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	h, err := newMapHandle(n.fs, n.n, m, flags)
 	if err != nil {
 		return nil, 0, errno(err)
+	}
+	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
+		return h, readerFlags, 0
 	}
 	return h, fuse.FOPEN_DIRECT_IO, 0
 }
