@@ -74,9 +74,6 @@ func Listen(path string, mode os.FileMode) (*Listener, error) {
 	return l, nil
 }
 
-// Path is the socket file's path.
-func (l *Listener) Path() string { return l.path }
-
 // Close stops the listener (a pending accept returns) and removes the socket file.
 func (l *Listener) Close() error {
 	l.mu.Lock()
