@@ -119,20 +119,29 @@ func runWithMem(insns []vm.Insn, mode vm.Mode, mem []byte) (uint64, error) {
 	return m.Run(p, r1, uint64(len(mem)))
 }
 
+// parseOneFile parses a vm subcommand's flags and requires one FILE operand. When it reports
+// !ok the subcommand exits with code: 0 after --help, 255 for a usage error.
+func parseOneFile(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	fs.Usage = func() { fmt.Fprint(fs.Output(), vmUsage) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 255, false
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(os.Stderr, "Error: %s needs exactly one FILE\n", fs.Name())
+		return 255, false
+	}
+	return 0, true
+}
+
 func vmRun(args []string) int {
 	fs := flag.NewFlagSet("vm run", flag.ContinueOnError)
 	memHex := fs.String("mem", "", "memory passed as r1/r2, in hex")
 	modeS := fs.String("mode", "isa", "isa or linux")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), vmUsage) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 255
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "Error: vm run needs exactly one FILE")
-		return 255
+	if code, ok := parseOneFile(fs, args); !ok {
+		return code
 	}
 	mode, err := parseMode(*modeS)
 	if err != nil {
@@ -232,16 +241,8 @@ func vmPlugin(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func vmDisasm(args []string) int {
 	fs := flag.NewFlagSet("vm disasm", flag.ContinueOnError)
 	syntax := fs.String("syntax", "xlated", "xlated or ubpf")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), vmUsage) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 255
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "Error: vm disasm needs exactly one FILE")
-		return 255
+	if code, ok := parseOneFile(fs, args); !ok {
+		return code
 	}
 	insns, _, _, err := readProgram(fs.Arg(0))
 	if err != nil {
